@@ -286,3 +286,82 @@ impl fmt::Display for Repr {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// ARP who-has 10.0.0.1 tell 10.0.0.2 (52:54:00:12:34:56).
+    static ARP_REQUEST: [u8; 28] = [
+        0x00, 0x01, 0x08, 0x00, 0x06, 0x04, 0x00, 0x01, 0x52, 0x54, 0x00, 0x12, 0x34, 0x56, 0x0a,
+        0x00, 0x00, 0x02, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x0a, 0x00, 0x00, 0x01,
+    ];
+
+    /// The reply from 00:1b:21:3a:4f:10.
+    static ARP_REPLY: [u8; 28] = [
+        0x00, 0x01, 0x08, 0x00, 0x06, 0x04, 0x00, 0x02, 0x00, 0x1b, 0x21, 0x3a, 0x4f, 0x10, 0x0a,
+        0x00, 0x00, 0x01, 0x52, 0x54, 0x00, 0x12, 0x34, 0x56, 0x0a, 0x00, 0x00, 0x02,
+    ];
+
+    const MAC: EthernetAddress = EthernetAddress([0x52, 0x54, 0x00, 0x12, 0x34, 0x56]);
+    const OURS: EthernetAddress = EthernetAddress([0x00, 0x1b, 0x21, 0x3a, 0x4f, 0x10]);
+
+    #[test]
+    fn deconstruct() {
+        let p = Packet::new_checked(&ARP_REQUEST[..]).unwrap();
+        assert_eq!(p.hardware_type(), 1);
+        assert_eq!(p.protocol_type(), 0x0800);
+        assert_eq!(p.hardware_len(), 6);
+        assert_eq!(p.protocol_len(), 4);
+        assert_eq!(p.operation(), Operation::Request);
+        assert_eq!(p.source_hardware_addr(), MAC);
+        assert_eq!(p.source_protocol_addr(), Ipv4Addr::new(10, 0, 0, 2));
+        assert_eq!(p.target_hardware_addr(), EthernetAddress([0; 6]));
+        assert_eq!(p.target_protocol_addr(), Ipv4Addr::new(10, 0, 0, 1));
+    }
+
+    #[test]
+    fn parse_reply_emit() {
+        let req = Repr::parse(&Packet::new_checked(&ARP_REQUEST[..]).unwrap()).unwrap();
+        let reply = req.reply(OURS);
+        assert_eq!(reply.operation, Operation::Reply);
+        let mut buf = [0u8; 28];
+        reply
+            .emit(&mut Packet::new_unchecked(&mut buf[..]))
+            .unwrap();
+        assert_eq!(buf, ARP_REPLY);
+        let mut buf = [0u8; 28];
+        req.emit(&mut Packet::new_unchecked(&mut buf[..])).unwrap();
+        assert_eq!(buf, ARP_REQUEST);
+        assert_eq!(req.buffer_len(), 28);
+        assert_eq!(
+            req.emit(&mut Packet::new_unchecked(&mut buf[..27])),
+            Err(Error::Truncated)
+        );
+    }
+
+    #[test]
+    fn unsupported_and_truncated() {
+        assert_eq!(
+            Packet::new_checked(&ARP_REQUEST[..27]).unwrap_err(),
+            Error::Truncated
+        );
+        let mut b = ARP_REQUEST;
+        b[1] = 6; // IEEE 802 hardware type
+        assert_eq!(
+            Repr::parse(&Packet::new_unchecked(&b[..])),
+            Err(Error::Unsupported)
+        );
+        let mut b = ARP_REQUEST;
+        b[5] = 16;
+        assert_eq!(
+            Repr::parse(&Packet::new_unchecked(&b[..])),
+            Err(Error::Unsupported)
+        );
+        let mut b = ARP_REQUEST;
+        b[7] = 9;
+        let r = Repr::parse(&Packet::new_unchecked(&b[..])).unwrap();
+        assert_eq!(r.operation, Operation::Unknown(9));
+        assert_eq!(u16::from(r.operation), 9);
+    }
+}

@@ -152,3 +152,69 @@ pub fn emit_gue_header(buf: &mut [u8], inner_proto: IpProtocol) -> Result<()> {
     hdr.copy_from_slice(&[0, inner_proto.into(), 0, 0]);
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emit_and_view() {
+        let mut buf = [0xffu8; 8];
+        emit_gue_header(&mut buf, IpProtocol::IpIp).unwrap();
+        assert_eq!(&buf[..4], &[0x00, 0x04, 0x00, 0x00]);
+        let p = Packet::new_checked(&buf[..]).unwrap();
+        assert_eq!(p.version(), 0);
+        assert!(!p.control());
+        assert_eq!(p.hlen(), 0);
+        assert_eq!(p.header_len(), 4);
+        assert_eq!(p.proto_ctype(), 4);
+        assert_eq!(p.flags(), 0);
+        assert!(p.extensions().is_empty());
+        assert_eq!(p.payload(), &[0xff; 4]);
+        assert_eq!(
+            emit_gue_header(&mut buf[..3], IpProtocol::Ipv6),
+            Err(Error::Truncated)
+        );
+    }
+
+    #[test]
+    fn with_extensions() {
+        // Version 0, C=0, hlen 2 (remote checksum offload style private data), IPv6.
+        let buf = [0x02, 41, 0x80, 0x00, 1, 2, 3, 4, 5, 6, 7, 8, 0x60];
+        let p = Packet::new_checked(&buf[..]).unwrap();
+        assert_eq!(p.hlen(), 2);
+        assert_eq!(p.header_len(), 12);
+        assert_eq!(p.flags(), 0x8000);
+        assert_eq!(p.extensions(), &[1, 2, 3, 4, 5, 6, 7, 8]);
+        assert_eq!(p.payload(), &[0x60]);
+        assert_eq!(
+            Packet::new_checked(&buf[..11]).unwrap_err(),
+            Error::Truncated
+        );
+        assert_eq!(
+            Packet::new_checked(&buf[..3]).unwrap_err(),
+            Error::Truncated
+        );
+    }
+
+    #[test]
+    fn control_and_version() {
+        let mut buf = [0u8; 4];
+        let mut p = Packet::new_unchecked(&mut buf[..]);
+        p.set_first_byte(0, true, 0);
+        p.set_proto_ctype(7);
+        p.set_flags(0x1234);
+        assert!(p.control());
+        assert_eq!(buf, [0x20, 7, 0x12, 0x34]);
+        // Variant 1 (direct IPv4: first nibble 4 -> version bits 01).
+        assert_eq!(
+            Packet::new_checked(&[0x45, 0, 0, 0][..]).unwrap_err(),
+            Error::BadVersion
+        );
+        let mut p = Packet::new_unchecked(&mut buf[..]);
+        p.set_first_byte(1, false, 0);
+        assert_eq!(p.version(), 1);
+        p.set_first_byte(0, false, 0);
+        assert!(p.payload_mut().is_empty());
+    }
+}

@@ -595,3 +595,276 @@ impl fmt::Display for Repr<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::udp::Packet as UdpPacket;
+
+    /// IPv4 + UDP DNS query 10.0.0.2:53124 -> 8.8.8.8:53 for "example.com" A.
+    static DNS_QUERY: [u8; 57] = [
+        0x45, 0x00, 0x00, 0x39, 0x4d, 0x2e, 0x00, 0x00, 0x40, 0x11, 0x13, 0x75, 0x0a, 0x00, 0x00,
+        0x02, 0x08, 0x08, 0x08, 0x08, 0xcf, 0x84, 0x00, 0x35, 0x00, 0x25, 0x2c, 0x40, 0x1a, 0x2b,
+        0x01, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x07, 0x65, 0x78, 0x61, 0x6d,
+        0x70, 0x6c, 0x65, 0x03, 0x63, 0x6f, 0x6d, 0x00, 0x00, 0x01, 0x00, 0x01,
+    ];
+
+    /// IPv4 (TOS 0xc0, TTL 57) + ICMP port unreachable 8.8.8.8 -> 10.0.0.2 quoting the
+    /// IPv4 header and first 8 bytes of `DNS_QUERY`; ICMP checksum 0x00de.
+    static PORT_UNREACH: [u8; 56] = [
+        0x45, 0xc0, 0x00, 0x38, 0x00, 0x00, 0x00, 0x00, 0x39, 0x01, 0x66, 0xf4, 0x08, 0x08, 0x08,
+        0x08, 0x0a, 0x00, 0x00, 0x02, 0x03, 0x03, 0x00, 0xde, 0x00, 0x00, 0x00, 0x00, 0x45, 0x00,
+        0x00, 0x39, 0x4d, 0x2e, 0x00, 0x00, 0x40, 0x11, 0x13, 0x75, 0x0a, 0x00, 0x00, 0x02, 0x08,
+        0x08, 0x08, 0x08, 0xcf, 0x84, 0x00, 0x35, 0x00, 0x25, 0x2c, 0x40,
+    ];
+
+    /// ICMP echo request id 0x1234 seq 1 with the 32-byte Windows ping payload.
+    static ECHO_REQUEST: [u8; 40] = [
+        0x08, 0x00, 0x3b, 0x27, 0x12, 0x34, 0x00, 0x01, 0x61, 0x62, 0x63, 0x64, 0x65, 0x66, 0x67,
+        0x68, 0x69, 0x6a, 0x6b, 0x6c, 0x6d, 0x6e, 0x6f, 0x70, 0x71, 0x72, 0x73, 0x74, 0x75, 0x76,
+        0x77, 0x61, 0x62, 0x63, 0x64, 0x65, 0x66, 0x67, 0x68, 0x69,
+    ];
+
+    #[test]
+    fn deconstruct_port_unreachable() {
+        let ip = Ipv4Packet::new_checked(&PORT_UNREACH[..]).unwrap();
+        assert!(ip.verify_checksum());
+        assert_eq!(ip.next_header(), IpProtocol::Icmp);
+        let p = Packet::new_checked(ip.payload()).unwrap();
+        assert_eq!(p.msg_type(), Message::DstUnreachable);
+        assert_eq!(p.code(), dst_unreachable::PORT_UNREACHABLE);
+        assert_eq!(p.checksum(), 0x00de);
+        assert!(p.verify_checksum());
+        assert_eq!(p.next_hop_mtu(), None);
+        let quoted = p.quoted().unwrap();
+        assert_eq!(quoted, &DNS_QUERY[..28]);
+        let q = quoted_ipv4(quoted).unwrap();
+        assert_eq!(q.src_addr, Ipv4Addr::new(10, 0, 0, 2));
+        assert_eq!(q.dst_addr, Ipv4Addr::new(8, 8, 8, 8));
+        assert_eq!(q.protocol, IpProtocol::Udp);
+        assert_eq!(q.header_len, 20);
+        assert!(!q.non_first_fragment);
+        let udp = UdpPacket::new_unchecked(q.l4);
+        assert_eq!((udp.src_port(), udp.dst_port()), (53124, 53));
+        // The quote is shorter than the quoted total_len: a checked IPv4 view refuses it.
+        assert_eq!(
+            Ipv4Packet::new_checked(quoted).unwrap_err(),
+            Error::Truncated
+        );
+    }
+
+    #[test]
+    fn parse_emit_port_unreachable() {
+        let p = Packet::new_checked(&PORT_UNREACH[20..]).unwrap();
+        let repr = Repr::parse(&p).unwrap();
+        assert_eq!(
+            repr,
+            Repr::DstUnreachable {
+                code: 3,
+                next_hop_mtu: 0,
+                quoted: &DNS_QUERY[..28]
+            }
+        );
+        let mut buf = [0u8; 36];
+        repr.emit(&mut Packet::new_unchecked(&mut buf[..])).unwrap();
+        assert_eq!(buf[..], PORT_UNREACH[20..]);
+        // Whole IP packet: our header uses TOS 0 and the given TTL.
+        let mut pkt = [0u8; 100];
+        let n = repr
+            .emit_ipv4(
+                &mut pkt,
+                Ipv4Addr::new(8, 8, 8, 8),
+                Ipv4Addr::new(10, 0, 0, 2),
+                57,
+            )
+            .unwrap();
+        assert_eq!(n, 56);
+        let ip = Ipv4Packet::new_checked(&pkt[..n]).unwrap();
+        assert!(ip.verify_checksum());
+        assert_eq!(ip.payload(), &PORT_UNREACH[20..]);
+        assert_eq!(
+            repr.emit_ipv4(&mut pkt[..55], Ipv4Addr::LOCALHOST, Ipv4Addr::LOCALHOST, 1),
+            Err(Error::Truncated)
+        );
+    }
+
+    #[test]
+    fn port_unreachable_quotes_whole_small_packet() {
+        let mut padded = [0u8; 64];
+        padded[..57].copy_from_slice(&DNS_QUERY);
+        let repr = Repr::port_unreachable(&padded);
+        let Repr::DstUnreachable { quoted, code, .. } = repr else {
+            panic!("expected destination unreachable");
+        };
+        assert_eq!(code, 3);
+        assert_eq!(quoted, &DNS_QUERY[..]);
+        assert_eq!(repr.buffer_len(), 8 + 57);
+    }
+
+    #[test]
+    fn frag_needed_round_trip() {
+        let mut big = [0u8; 1500];
+        big[..20].copy_from_slice(&DNS_QUERY[..20]);
+        let mut ip = Ipv4Packet::new_unchecked(&mut big[..]);
+        ip.set_total_len(1500);
+        ip.set_dont_frag(true);
+        ip.fill_checksum();
+        let repr = Repr::frag_needed(&big, 1480);
+        assert_eq!(repr.buffer_len(), 8 + MAX_QUOTE_LEN);
+        let mut out = [0u8; 600];
+        let n = repr
+            .emit_ipv4(
+                &mut out,
+                Ipv4Addr::new(10, 0, 0, 1),
+                Ipv4Addr::new(10, 0, 0, 2),
+                64,
+            )
+            .unwrap();
+        assert_eq!(n, MAX_ERROR_PACKET_LEN);
+        let ip = Ipv4Packet::new_checked(&out[..n]).unwrap();
+        let p = Packet::new_checked(ip.payload()).unwrap();
+        assert!(p.verify_checksum());
+        assert_eq!(p.msg_type(), Message::DstUnreachable);
+        assert_eq!(p.code(), dst_unreachable::FRAG_NEEDED);
+        assert_eq!(p.next_hop_mtu(), Some(1480));
+        assert_eq!(Repr::parse(&p), Ok(repr));
+    }
+
+    #[test]
+    fn time_exceeded_round_trip() {
+        let repr = Repr::time_exceeded(&DNS_QUERY);
+        let mut buf = [0u8; 65];
+        repr.emit(&mut Packet::new_unchecked(&mut buf[..])).unwrap();
+        let p = Packet::new_checked(&buf[..]).unwrap();
+        assert_eq!(p.msg_type(), Message::TimeExceeded);
+        assert_eq!(p.code(), time_exceeded::TTL_EXPIRED);
+        assert_eq!(p.quoted(), Some(&DNS_QUERY[..]));
+        assert_eq!(Repr::parse(&p), Ok(repr));
+        assert_eq!(
+            repr.emit(&mut Packet::new_unchecked(&mut buf[..64])),
+            Err(Error::Truncated)
+        );
+    }
+
+    #[test]
+    fn echo_request_and_reply() {
+        let p = Packet::new_checked(&ECHO_REQUEST[..]).unwrap();
+        assert!(p.verify_checksum());
+        assert_eq!(p.echo_ident(), 0x1234);
+        assert_eq!(p.echo_seq_no(), 1);
+        assert_eq!(p.quoted(), None);
+        let Repr::EchoRequest {
+            ident,
+            seq_no,
+            data,
+        } = Repr::parse(&p).unwrap()
+        else {
+            panic!("expected echo request");
+        };
+        let reply = Repr::EchoReply {
+            ident,
+            seq_no,
+            data,
+        };
+        let mut buf = [0u8; 40];
+        reply
+            .emit(&mut Packet::new_unchecked(&mut buf[..]))
+            .unwrap();
+        // Only the type and the checksum change: 0x3b27 + 0x0800 = 0x4327.
+        assert_eq!(&buf[..4], &[0x00, 0x00, 0x43, 0x27]);
+        assert_eq!(buf[4..], ECHO_REQUEST[4..]);
+        let request = Repr::EchoRequest {
+            ident,
+            seq_no,
+            data,
+        };
+        request
+            .emit(&mut Packet::new_unchecked(&mut buf[..]))
+            .unwrap();
+        assert_eq!(buf, ECHO_REQUEST);
+    }
+
+    #[test]
+    fn param_problem_and_unsupported() {
+        let repr = Repr::ParamProblem {
+            code: 0,
+            pointer: 9,
+            quoted: &DNS_QUERY[..28],
+        };
+        let mut buf = [0u8; 36];
+        repr.emit(&mut Packet::new_unchecked(&mut buf[..])).unwrap();
+        let p = Packet::new_checked(&buf[..]).unwrap();
+        assert_eq!(p.pointer(), 9);
+        assert_eq!(p.rest_of_header(), [9, 0, 0, 0]);
+        assert_eq!(Repr::parse(&p), Ok(repr));
+        let mut p = Packet::new_unchecked(&mut buf[..]);
+        p.set_msg_type(Message::Unknown(13));
+        p.fill_checksum();
+        assert_eq!(
+            Repr::parse(&Packet::new_unchecked(&buf[..])),
+            Err(Error::Unsupported)
+        );
+        let mut p = Packet::new_unchecked(&mut buf[..]);
+        p.set_msg_type(Message::Redirect);
+        assert_eq!(
+            Repr::parse(&Packet::new_unchecked(&buf[..])),
+            Err(Error::BadChecksum)
+        );
+        assert_eq!(
+            Packet::new_checked(&buf[..7]).unwrap_err(),
+            Error::Truncated
+        );
+    }
+
+    #[test]
+    fn quoted_errors() {
+        assert_eq!(quoted_ipv4(&DNS_QUERY[..19]).unwrap_err(), Error::Truncated);
+        let mut q = [0u8; 28];
+        q.copy_from_slice(&DNS_QUERY[..28]);
+        q[0] = 0x65;
+        assert_eq!(quoted_ipv4(&q).unwrap_err(), Error::BadVersion);
+        q[0] = 0x44;
+        assert_eq!(quoted_ipv4(&q).unwrap_err(), Error::Malformed);
+        q[0] = 0x48; // 32-byte header, only 28 quoted
+        assert_eq!(quoted_ipv4(&q).unwrap_err(), Error::Truncated);
+        q[0] = 0x45;
+        q[2..4].copy_from_slice(&24u16.to_be_bytes());
+        assert_eq!(quoted_ipv4(&q).unwrap().l4.len(), 4);
+        q[6] = 0x00;
+        q[7] = 0x10;
+        assert!(quoted_ipv4(&q).unwrap().non_first_fragment);
+    }
+
+    #[test]
+    fn error_policy() {
+        assert!(may_send_error_about(&DNS_QUERY));
+        assert!(!may_send_error_about(&PORT_UNREACH));
+        let mut echo = [0u8; 60];
+        echo[..20].copy_from_slice(&PORT_UNREACH[..20]);
+        echo[20..].copy_from_slice(&ECHO_REQUEST);
+        let mut ip = Ipv4Packet::new_unchecked(&mut echo[..]);
+        ip.set_total_len(60);
+        ip.fill_checksum();
+        assert!(may_send_error_about(&echo));
+        let mut b = DNS_QUERY;
+        b[12..16].copy_from_slice(&[255, 255, 255, 255]);
+        assert!(!may_send_error_about(&b));
+        let mut b = DNS_QUERY;
+        b[16..20].copy_from_slice(&[224, 0, 0, 251]);
+        assert!(!may_send_error_about(&b));
+        let mut b = DNS_QUERY;
+        b[12..16].copy_from_slice(&[127, 0, 0, 1]);
+        assert!(!may_send_error_about(&b));
+        let mut b = DNS_QUERY;
+        b[7] = 1; // fragment offset 8
+        assert!(!may_send_error_about(&b));
+        assert!(!may_send_error_about(&DNS_QUERY[..30]));
+    }
+
+    #[test]
+    fn message_round_trip() {
+        for v in 0..=255u8 {
+            assert_eq!(u8::from(Message::from(v)), v);
+        }
+    }
+}

@@ -756,3 +756,345 @@ impl fmt::Display for Repr<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// IPv6 (hop limit 255) + ICMPv6 neighbour solicitation from fe80::5054:ff:fe12:3456
+    /// to ff02::1:ff00:10 for 2001:db8::10, source link-layer address 52:54:00:12:34:56;
+    /// ICMPv6 checksum 0x42cc.
+    static NEIGHBOR_SOLICIT: [u8; 72] = [
+        0x60, 0x00, 0x00, 0x00, 0x00, 0x20, 0x3a, 0xff, 0xfe, 0x80, 0x00, 0x00, 0x00, 0x00, 0x00,
+        0x00, 0x50, 0x54, 0x00, 0xff, 0xfe, 0x12, 0x34, 0x56, 0xff, 0x02, 0x00, 0x00, 0x00, 0x00,
+        0x00, 0x00, 0x00, 0x00, 0x00, 0x01, 0xff, 0x00, 0x00, 0x10, 0x87, 0x00, 0x42, 0xcc, 0x00,
+        0x00, 0x00, 0x00, 0x20, 0x01, 0x0d, 0xb8, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+        0x00, 0x00, 0x00, 0x10, 0x01, 0x01, 0x52, 0x54, 0x00, 0x12, 0x34, 0x56,
+    ];
+
+    /// ICMPv6 neighbour advertisement 2001:db8::10 -> fe80::5054:ff:fe12:3456
+    /// (solicited, override) for 2001:db8::10, target link-layer address
+    /// 00:1b:21:3a:4f:10; checksum 0xc76e.
+    static NEIGHBOR_ADVERT: [u8; 32] = [
+        0x88, 0x00, 0xc7, 0x6e, 0x60, 0x00, 0x00, 0x00, 0x20, 0x01, 0x0d, 0xb8, 0x00, 0x00, 0x00,
+        0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x10, 0x02, 0x01, 0x00, 0x1b, 0x21, 0x3a,
+        0x4f, 0x10,
+    ];
+
+    const CLIENT_MAC: EthernetAddress = EthernetAddress([0x52, 0x54, 0x00, 0x12, 0x34, 0x56]);
+    const OUR_MAC: EthernetAddress = EthernetAddress([0x00, 0x1b, 0x21, 0x3a, 0x4f, 0x10]);
+
+    fn a(s: &str) -> Ipv6Addr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn parse_neighbor_solicit() {
+        let ip = Ipv6Packet::new_checked(&NEIGHBOR_SOLICIT[..]).unwrap();
+        assert_eq!(ip.hop_limit(), ND_HOP_LIMIT);
+        let info = ipv6_mod::ipv6_upper_layer(&NEIGHBOR_SOLICIT).unwrap();
+        assert_eq!(info.protocol, IpProtocol::Icmpv6);
+        let p = Packet::new_checked(ip.payload()).unwrap();
+        assert_eq!(p.msg_type(), Message::NeighborSolicit);
+        assert_eq!(p.checksum(), 0x42cc);
+        assert!(p.verify_checksum(&ip.src_addr(), &ip.dst_addr()));
+        assert_eq!(p.target_addr(), Some(a("2001:db8::10")));
+        assert_eq!(p.quoted(), None);
+        let repr = Repr::parse(&p, &ip.src_addr(), &ip.dst_addr()).unwrap();
+        assert_eq!(
+            repr,
+            Repr::NeighborSolicit {
+                target_addr: a("2001:db8::10"),
+                source_lladdr: Some(CLIENT_MAC),
+            }
+        );
+        // Emitting the whole packet reproduces it byte for byte.
+        let mut buf = [0u8; 72];
+        let n = repr
+            .emit_ipv6(&mut buf, ip.src_addr(), ip.dst_addr(), ND_HOP_LIMIT)
+            .unwrap();
+        assert_eq!(n, 72);
+        assert_eq!(buf, NEIGHBOR_SOLICIT);
+        assert_eq!(
+            EthernetAddress::from_ipv6_multicast(&ip.dst_addr()),
+            EthernetAddress([0x33, 0x33, 0xff, 0x00, 0x00, 0x10])
+        );
+    }
+
+    #[test]
+    fn answer_with_neighbor_advert() {
+        let src = a("2001:db8::10");
+        let dst = a("fe80::5054:ff:fe12:3456");
+        let repr = Repr::NeighborAdvert {
+            flags: na_flags::SOLICITED | na_flags::OVERRIDE,
+            target_addr: src,
+            target_lladdr: Some(OUR_MAC),
+        };
+        assert_eq!(repr.buffer_len(), 32);
+        let mut buf = [0u8; 32];
+        repr.emit(&mut Packet::new_unchecked(&mut buf[..]), &src, &dst)
+            .unwrap();
+        assert_eq!(buf, NEIGHBOR_ADVERT);
+        let p = Packet::new_checked(&NEIGHBOR_ADVERT[..]).unwrap();
+        assert_eq!(p.na_flags(), 0x60);
+        assert_eq!(Repr::parse(&p, &src, &dst), Ok(repr));
+        // Solicited flag to a multicast destination is invalid.
+        let all_nodes = a("ff02::1");
+        let mut buf = [0u8; 32];
+        repr.emit(&mut Packet::new_unchecked(&mut buf[..]), &src, &all_nodes)
+            .unwrap();
+        assert_eq!(
+            Repr::parse(&Packet::new_unchecked(&buf[..]), &src, &all_nodes),
+            Err(Error::Malformed)
+        );
+    }
+
+    #[test]
+    fn nd_validation() {
+        let src = a("fe80::5054:ff:fe12:3456");
+        let dst = a("ff02::1:ff00:10");
+        let mut msg = [0u8; 32];
+        msg.copy_from_slice(&NEIGHBOR_SOLICIT[40..]);
+        let reparse = |msg: &mut [u8; 32], s: &Ipv6Addr| {
+            let mut p = Packet::new_unchecked(&mut msg[..]);
+            p.fill_checksum(s, &dst);
+            Repr::parse(&Packet::new_unchecked(&msg[..]), s, &dst).map(|_| ())
+        };
+        // Zero-length option.
+        let mut m = msg;
+        m[25] = 0;
+        assert_eq!(reparse(&mut m, &src), Err(Error::Malformed));
+        // Option running past the end.
+        let mut m = msg;
+        m[25] = 2;
+        assert_eq!(reparse(&mut m, &src), Err(Error::Truncated));
+        // Multicast target.
+        let mut m = msg;
+        m[8] = 0xff;
+        assert_eq!(reparse(&mut m, &src), Err(Error::Malformed));
+        // Non-zero code.
+        let mut m = msg;
+        m[1] = 1;
+        assert_eq!(reparse(&mut m, &src), Err(Error::Malformed));
+        // Source link-layer option from the unspecified address (DAD).
+        let mut m = msg;
+        assert_eq!(
+            reparse(&mut m, &Ipv6Addr::UNSPECIFIED),
+            Err(Error::Malformed)
+        );
+        // DAD probe without the option is fine.
+        let mut short = [0u8; 24];
+        short.copy_from_slice(&msg[..24]);
+        let mut p = Packet::new_unchecked(&mut short[..]);
+        p.fill_checksum(&Ipv6Addr::UNSPECIFIED, &dst);
+        assert_eq!(
+            Repr::parse(
+                &Packet::new_unchecked(&short[..]),
+                &Ipv6Addr::UNSPECIFIED,
+                &dst
+            ),
+            Ok(Repr::NeighborSolicit {
+                target_addr: a("2001:db8::10"),
+                source_lladdr: None
+            })
+        );
+        // Too short for a target address.
+        let mut p = Packet::new_unchecked(&mut short[..20]);
+        p.fill_checksum(&src, &dst);
+        assert_eq!(
+            Repr::parse(&Packet::new_unchecked(&short[..20]), &src, &dst),
+            Err(Error::Truncated)
+        );
+        assert_eq!(Packet::new_unchecked(&short[..20]).target_addr(), None);
+        // Bad checksum.
+        let mut m = msg;
+        m[3] ^= 1;
+        assert_eq!(
+            Repr::parse(&Packet::new_unchecked(&m[..]), &src, &dst),
+            Err(Error::BadChecksum)
+        );
+    }
+
+    #[test]
+    fn unknown_options_are_skipped() {
+        let src = a("fe80::1");
+        let dst = a("fe80::2");
+        let mut m = [0u8; 48];
+        m[0] = 135;
+        m[8..24].copy_from_slice(&a("fe80::2").octets());
+        // Nonce option (type 14, 8 bytes), then source link-layer address.
+        m[24] = 14;
+        m[25] = 1;
+        m[32] = 1;
+        m[33] = 1;
+        m[34..40].copy_from_slice(&CLIENT_MAC.0);
+        // A 8-byte option of unknown type 200.
+        m[40] = 200;
+        m[41] = 1;
+        Packet::new_unchecked(&mut m[..]).fill_checksum(&src, &dst);
+        assert_eq!(
+            Repr::parse(&Packet::new_unchecked(&m[..]), &src, &dst),
+            Ok(Repr::NeighborSolicit {
+                target_addr: dst,
+                source_lladdr: Some(CLIENT_MAC)
+            })
+        );
+    }
+
+    /// A 1500-byte IPv6 TCP packet that does not fit a 1400-byte tunnel MTU.
+    fn big_packet() -> [u8; 1500] {
+        let mut big = [0u8; 1500];
+        let repr = Ipv6Repr::new(
+            a("2001:db8::c"),
+            a("2001:db8::80"),
+            IpProtocol::Tcp,
+            1460,
+            64,
+        );
+        repr.emit(&mut Ipv6Packet::new_unchecked(&mut big[..]))
+            .unwrap();
+        for (i, b) in big[40..].iter_mut().enumerate() {
+            *b = i as u8;
+        }
+        big
+    }
+
+    #[test]
+    fn packet_too_big() {
+        let big = big_packet();
+        let repr = Repr::packet_too_big(&big, 1400);
+        assert_eq!(repr.buffer_len(), 8 + MAX_QUOTE_LEN);
+        let mut out = [0u8; 1500];
+        let us = a("2001:db8::1");
+        let n = repr.emit_ipv6(&mut out, us, a("2001:db8::c"), 64).unwrap();
+        assert_eq!(n, ipv6_mod::MIN_MTU);
+        let ip = Ipv6Packet::new_checked(&out[..n]).unwrap();
+        let p = Packet::new_checked(ip.payload()).unwrap();
+        assert!(p.verify_checksum(&ip.src_addr(), &ip.dst_addr()));
+        assert_eq!(p.msg_type(), Message::PktTooBig);
+        assert_eq!(p.mtu(), Some(1400));
+        assert_eq!(p.quoted(), Some(&big[..MAX_QUOTE_LEN]));
+        assert_eq!(Repr::parse(&p, &ip.src_addr(), &ip.dst_addr()), Ok(repr));
+        assert_eq!(
+            repr.emit_ipv6(&mut out[..1279], us, us, 64),
+            Err(Error::Truncated)
+        );
+    }
+
+    #[test]
+    fn errors_round_trip() {
+        let big = big_packet();
+        let small = &big[..60];
+        let s = a("2001:db8::1");
+        let d = a("2001:db8::2");
+        for repr in [
+            Repr::port_unreachable(small),
+            Repr::time_exceeded(small),
+            Repr::ParamProblem {
+                code: 0,
+                pointer: 6,
+                quoted: small,
+            },
+            Repr::EchoRequest {
+                ident: 7,
+                seq_no: 9,
+                data: b"ping",
+            },
+            Repr::EchoReply {
+                ident: 7,
+                seq_no: 9,
+                data: b"ping",
+            },
+        ] {
+            let mut buf = [0u8; 128];
+            let len = repr.buffer_len();
+            repr.emit(&mut Packet::new_unchecked(&mut buf[..len]), &s, &d)
+                .unwrap();
+            let p = Packet::new_checked(&buf[..len]).unwrap();
+            assert!(p.verify_checksum(&s, &d));
+            assert_eq!(Repr::parse(&p, &s, &d), Ok(repr));
+            assert_eq!(p.mtu(), None);
+            assert_eq!(
+                repr.emit(&mut Packet::new_unchecked(&mut buf[..len + 1]), &s, &d),
+                Err(Error::Truncated)
+            );
+        }
+        let mut buf = [0u8; 12];
+        let repr = Repr::EchoRequest {
+            ident: 0x0102,
+            seq_no: 0x0304,
+            data: b"abcd",
+        };
+        repr.emit(&mut Packet::new_unchecked(&mut buf[..]), &s, &d)
+            .unwrap();
+        let p = Packet::new_checked(&buf[..]).unwrap();
+        assert_eq!((p.echo_ident(), p.echo_seq_no()), (0x0102, 0x0304));
+    }
+
+    #[test]
+    fn unsupported_types() {
+        let s = a("fe80::1");
+        let d = a("ff02::2");
+        let mut rs = [133u8, 0, 0, 0, 0, 0, 0, 0];
+        Packet::new_unchecked(&mut rs[..]).fill_checksum(&s, &d);
+        assert_eq!(
+            Repr::parse(&Packet::new_unchecked(&rs[..]), &s, &d),
+            Err(Error::Unsupported)
+        );
+        assert_eq!(
+            parse_with_ip(&rs, &IpAddr::V6(s), &IpAddr::V6(d)),
+            Err(Error::Unsupported)
+        );
+        assert_eq!(
+            parse_with_ip(
+                &rs,
+                &IpAddr::V4(core::net::Ipv4Addr::LOCALHOST),
+                &IpAddr::V6(d)
+            ),
+            Err(Error::Unsupported)
+        );
+        assert_eq!(Packet::new_checked(&rs[..7]).unwrap_err(), Error::Truncated);
+    }
+
+    #[test]
+    fn error_policy() {
+        let big = big_packet();
+        assert!(may_send_error_about(&big, false));
+        // About an ICMPv6 error: never.
+        let s = a("2001:db8::1");
+        let d = a("2001:db8::2");
+        let mut err = [0u8; 200];
+        let n = Repr::time_exceeded(&big[..100])
+            .emit_ipv6(&mut err, s, d, 64)
+            .unwrap();
+        assert!(!may_send_error_about(&err[..n], false));
+        // About an echo request: yes.
+        let n = Repr::EchoRequest {
+            ident: 1,
+            seq_no: 1,
+            data: &[],
+        }
+        .emit_ipv6(&mut err, s, d, 64)
+        .unwrap();
+        assert!(may_send_error_about(&err[..n], false));
+        // Multicast destination: only packet too big.
+        let mut m = big;
+        m[24] = 0xff;
+        assert!(!may_send_error_about(&m, false));
+        assert!(may_send_error_about(&m, true));
+        // Unspecified source: never.
+        let mut m = big;
+        m[8..24].fill(0);
+        assert!(!may_send_error_about(&m, true));
+        assert!(!may_send_error_about(&big[..30], true));
+    }
+
+    #[test]
+    fn message_round_trip() {
+        for v in 0..=255u8 {
+            let m = Message::from(v);
+            assert_eq!(u8::from(m), v);
+            assert_eq!(m.is_error(), v < 128);
+        }
+    }
+}

@@ -117,3 +117,111 @@ pub fn emit_ipip_v6_outer(
     };
     repr.emit(&mut Ipv6Packet::new_unchecked(hdr))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ecn_encapsulation() {
+        assert_eq!(outer_tos_from_inner(0x00), 0x00);
+        assert_eq!(outer_tos_from_inner(0x01), 0x01);
+        assert_eq!(outer_tos_from_inner(0x02), 0x02);
+        assert_eq!(outer_tos_from_inner(0x03), 0x02);
+        assert_eq!(outer_tos_from_inner(0xbb), 0xba);
+        assert_eq!(outer_tos_from_inner(0xb8), 0xb8);
+    }
+
+    #[test]
+    fn ecn_decapsulation_table() {
+        // RFC 6040 figure 4, rows = inner, columns = outer (Not-ECT, ECT(0), ECT(1), CE).
+        let table = [
+            [Some(0), Some(0), Some(0), None],
+            [Some(2), Some(2), Some(1), Some(3)],
+            [Some(1), Some(1), Some(1), Some(3)],
+            [Some(3), Some(3), Some(3), Some(3)],
+        ];
+        let order = [ECN_NOT_ECT, ECN_ECT0, ECN_ECT1, ECN_CE];
+        for (i, row) in table.iter().enumerate() {
+            for (o, want) in row.iter().enumerate() {
+                assert_eq!(decap_ecn(order[o], order[i]), *want, "inner {i} outer {o}");
+            }
+        }
+    }
+
+    #[test]
+    fn v4_outer() {
+        let mut buf = [0u8; 80];
+        emit_ipip_v4_outer(
+            &mut buf,
+            Ipv4Addr::new(172, 16, 0, 1),
+            Ipv4Addr::new(172, 16, 0, 2),
+            IpProtocol::IpIp,
+            63,
+            outer_tos_from_inner(0x03),
+            true,
+            0xbeef,
+            60,
+        )
+        .unwrap();
+        let p = Ipv4Packet::new_checked(&buf[..]).unwrap();
+        assert_eq!(p.header_len(), 20);
+        assert_eq!(p.total_len(), 80);
+        assert_eq!(p.next_header(), IpProtocol::IpIp);
+        assert_eq!(p.hop_limit(), 63);
+        assert_eq!(p.dscp_ecn(), 0x02);
+        assert!(p.dont_frag() && !p.is_fragment());
+        assert_eq!(p.ident(), 0xbeef);
+        assert_eq!(p.src_addr(), Ipv4Addr::new(172, 16, 0, 1));
+        assert_eq!(p.dst_addr(), Ipv4Addr::new(172, 16, 0, 2));
+        assert!(p.verify_checksum());
+        assert_eq!(
+            &buf[..12],
+            &[
+                0x45, 0x02, 0x00, 0x50, 0xbe, 0xef, 0x40, 0x00, 0x3f, 0x04, 0x24, 0x95
+            ]
+        );
+    }
+
+    #[test]
+    fn v4_outer_errors() {
+        let a = Ipv4Addr::LOCALHOST;
+        let mut buf = [0u8; 20];
+        assert_eq!(
+            emit_ipip_v4_outer(&mut buf[..19], a, a, IpProtocol::IpIp, 1, 0, false, 0, 0),
+            Err(Error::Truncated)
+        );
+        assert_eq!(
+            emit_ipip_v4_outer(&mut buf, a, a, IpProtocol::IpIp, 1, 0, false, 0, 65_516),
+            Err(Error::Malformed)
+        );
+        assert_eq!(
+            emit_ipip_v4_outer(&mut buf, a, a, IpProtocol::Ipv6, 1, 0, false, 0, 65_515),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn v6_outer() {
+        let s: Ipv6Addr = "2001:db8::d1".parse().unwrap();
+        let d: Ipv6Addr = "2001:db8::5".parse().unwrap();
+        let mut buf = [0u8; 100];
+        emit_ipip_v6_outer(&mut buf, s, d, IpProtocol::IpIp, 63, 0xb8, 60).unwrap();
+        let p = Ipv6Packet::new_checked(&buf[..]).unwrap();
+        assert_eq!(p.payload_len(), 60);
+        assert_eq!(p.next_header(), IpProtocol::IpIp);
+        assert_eq!(p.hop_limit(), 63);
+        assert_eq!(p.traffic_class(), 0xb8);
+        assert_eq!(p.flow_label(), 0);
+        assert_eq!((p.src_addr(), p.dst_addr()), (s, d));
+        assert_eq!(&buf[..8], &[0x6b, 0x80, 0x00, 0x00, 0x00, 0x3c, 0x04, 0x3f]);
+        assert_eq!(
+            emit_ipip_v6_outer(&mut buf[..39], s, d, IpProtocol::Ipv6, 1, 0, 0),
+            Err(Error::Truncated)
+        );
+        assert_eq!(
+            emit_ipip_v6_outer(&mut buf, s, d, IpProtocol::Ipv6, 1, 0, 65_536),
+            Err(Error::Malformed)
+        );
+    }
+}

@@ -390,3 +390,242 @@ pub fn ipv6_upper_layer(packet: &[u8]) -> Result<Ipv6L4Info> {
         fragment,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checksum;
+    use crate::udp::Packet as UdpPacket;
+
+    /// IPv6 2001:db8::1 -> 2001:db8:1::53 (traffic class 0x28, flow label 0x12345):
+    /// hop-by-hop (router alert, PadN), first fragment (M=1, ident 0xdeadbeef), then the
+    /// first 32 bytes of a 48-byte UDP datagram 40000 -> 53.
+    static IPV6_HBH_FRAG: [u8; 88] = [
+        0x62, 0x81, 0x23, 0x45, 0x00, 0x30, 0x00, 0x40, 0x20, 0x01, 0x0d, 0xb8, 0x00, 0x00, 0x00,
+        0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01, 0x20, 0x01, 0x0d, 0xb8, 0x00, 0x01,
+        0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x53, 0x2c, 0x00, 0x05, 0x02, 0x00,
+        0x00, 0x01, 0x00, 0x11, 0x00, 0x00, 0x01, 0xde, 0xad, 0xbe, 0xef, 0x9c, 0x40, 0x00, 0x35,
+        0x00, 0x30, 0xc6, 0x30, 0x72, 0x76, 0x73, 0x2d, 0x66, 0x72, 0x61, 0x67, 0x00, 0x01, 0x02,
+        0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x09, 0x0a, 0x0b, 0x0c, 0x0d, 0x0e, 0x0f,
+    ];
+
+    /// Second fragment of the same datagram (offset 32, M=0), without hop-by-hop.
+    static IPV6_FRAG2: [u8; 64] = [
+        0x60, 0x00, 0x00, 0x00, 0x00, 0x18, 0x2c, 0x40, 0x20, 0x01, 0x0d, 0xb8, 0x00, 0x00, 0x00,
+        0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01, 0x20, 0x01, 0x0d, 0xb8, 0x00, 0x01,
+        0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x53, 0x11, 0x00, 0x00, 0x20, 0xde,
+        0xad, 0xbe, 0xef, 0x64, 0x65, 0x66, 0x67, 0x68, 0x69, 0x6a, 0x6b, 0x6c, 0x6d, 0x6e, 0x6f,
+        0x70, 0x71, 0x72, 0x73,
+    ];
+
+    fn src() -> Ipv6Addr {
+        "2001:db8::1".parse().unwrap()
+    }
+
+    fn dst() -> Ipv6Addr {
+        "2001:db8:1::53".parse().unwrap()
+    }
+
+    #[test]
+    fn deconstruct() {
+        let p = Packet::new_checked(&IPV6_HBH_FRAG[..]).unwrap();
+        assert_eq!(p.version(), 6);
+        assert_eq!(p.traffic_class(), 0x28);
+        assert_eq!(p.flow_label(), 0x12345);
+        assert_eq!(p.payload_len(), 48);
+        assert_eq!(p.next_header(), IpProtocol::HopByHop);
+        assert_eq!(p.hop_limit(), 64);
+        assert_eq!(p.src_addr(), src());
+        assert_eq!(p.dst_addr(), dst());
+        assert_eq!(p.payload(), &IPV6_HBH_FRAG[40..]);
+        assert_eq!(p.header_len(), 40);
+    }
+
+    #[test]
+    fn walk_hop_by_hop_and_fragment() {
+        let info = ipv6_upper_layer(&IPV6_HBH_FRAG).unwrap();
+        assert_eq!(
+            info,
+            Ipv6L4Info {
+                protocol: IpProtocol::Udp,
+                l4_offset: 56,
+                fragment: Some(Ipv6FragInfo {
+                    offset: 0,
+                    more: true,
+                    ident: 0xdead_beef
+                }),
+            }
+        );
+        // The first fragment holds the UDP header but not the whole datagram.
+        let udp = &IPV6_HBH_FRAG[info.l4_offset..];
+        assert_eq!(UdpPacket::new_checked(udp).unwrap_err(), Error::Truncated);
+        let u = UdpPacket::new_unchecked(udp);
+        assert_eq!((u.src_port(), u.dst_port()), (40000, 53));
+    }
+
+    #[test]
+    fn reassembled_udp_checksum() {
+        // Reassemble by hand and check the UDP checksum over the full datagram.
+        let mut datagram = [0u8; 48];
+        datagram[..32].copy_from_slice(&IPV6_HBH_FRAG[56..]);
+        datagram[32..].copy_from_slice(&IPV6_FRAG2[48..]);
+        let u = UdpPacket::new_checked(&datagram[..]).unwrap();
+        assert!(u.verify_checksum(&src().into(), &dst().into()));
+    }
+
+    #[test]
+    fn walk_non_first_fragment() {
+        let info = ipv6_upper_layer(&IPV6_FRAG2).unwrap();
+        assert_eq!(info.protocol, IpProtocol::Udp);
+        assert_eq!(info.l4_offset, 48);
+        assert_eq!(
+            info.fragment,
+            Some(Ipv6FragInfo {
+                offset: 32,
+                more: false,
+                ident: 0xdead_beef
+            })
+        );
+    }
+
+    fn with_headers(next: u8, exts: &[u8]) -> [u8; 128] {
+        let mut buf = [0u8; 128];
+        buf[0] = 0x60;
+        buf[4..6].copy_from_slice(&88u16.to_be_bytes());
+        buf[6] = next;
+        buf[7] = 1;
+        buf[40..40 + exts.len()].copy_from_slice(exts);
+        buf
+    }
+
+    #[test]
+    fn walk_routing_destopts_ah() {
+        // routing (len 0: 8 bytes) -> dest opts (len 1: 16 bytes) -> AH (len 4: 24 bytes)
+        // -> TCP.
+        let mut exts = [0u8; 48];
+        exts[0] = 60;
+        exts[8] = 51;
+        exts[9] = 1;
+        exts[24] = 6;
+        exts[25] = 4;
+        let buf = with_headers(43, &exts);
+        let info = ipv6_upper_layer(&buf).unwrap();
+        assert_eq!(info.protocol, IpProtocol::Tcp);
+        assert_eq!(info.l4_offset, 40 + 48);
+        assert_eq!(info.fragment, None);
+    }
+
+    #[test]
+    fn walk_stops_at_esp_and_no_next() {
+        let buf = with_headers(50, &[]);
+        assert_eq!(ipv6_upper_layer(&buf).unwrap().protocol, IpProtocol::Esp);
+        let buf = with_headers(60, &[59, 0]);
+        let info = ipv6_upper_layer(&buf).unwrap();
+        assert_eq!(info.protocol, IpProtocol::Ipv6NoNxt);
+        assert_eq!(info.l4_offset, 48);
+    }
+
+    #[test]
+    fn walk_errors() {
+        // Hop-by-hop after another extension header.
+        let buf = with_headers(60, &[0, 0, 0, 0, 0, 0, 0, 0, 6, 0]);
+        assert_eq!(ipv6_upper_layer(&buf), Err(Error::Malformed));
+        // Two fragment headers.
+        let buf = with_headers(44, &[44, 0, 0, 0, 0, 0, 0, 1, 6, 0, 0, 0, 0, 0, 0, 1]);
+        assert_eq!(ipv6_upper_layer(&buf), Err(Error::Malformed));
+        // A header longer than the payload.
+        let buf = with_headers(60, &[6, 20]);
+        assert_eq!(ipv6_upper_layer(&buf), Err(Error::Truncated));
+        // Too many headers: nine destination-options headers.
+        let mut exts = [0u8; 88];
+        for i in 0..11 {
+            exts[i * 8] = 60;
+        }
+        let buf = with_headers(60, &exts);
+        assert_eq!(ipv6_upper_layer(&buf), Err(Error::Unsupported));
+        // Length byte of an extension header missing.
+        let mut short = with_headers(60, &[]);
+        short[4..6].copy_from_slice(&1u16.to_be_bytes());
+        assert_eq!(ipv6_upper_layer(&short[..41]), Err(Error::Truncated));
+        // Not IPv6 at all.
+        assert_eq!(ipv6_upper_layer(&[0x45; 40]), Err(Error::BadVersion));
+        assert_eq!(ipv6_upper_layer(&[0x60; 39]), Err(Error::Truncated));
+    }
+
+    #[test]
+    fn check_len_errors() {
+        assert_eq!(
+            Packet::new_checked(&IPV6_HBH_FRAG[..39]).unwrap_err(),
+            Error::Truncated
+        );
+        assert_eq!(
+            Packet::new_checked(&IPV6_HBH_FRAG[..87]).unwrap_err(),
+            Error::Truncated
+        );
+        let mut b = IPV6_HBH_FRAG;
+        b[0] = 0x42;
+        assert_eq!(Packet::new_checked(&b[..]).unwrap_err(), Error::BadVersion);
+    }
+
+    #[test]
+    fn parse_emit() {
+        let p = Packet::new_checked(&IPV6_HBH_FRAG[..]).unwrap();
+        let repr = Repr::parse(&p).unwrap();
+        assert_eq!(
+            repr,
+            Repr {
+                src_addr: src(),
+                dst_addr: dst(),
+                next_header: IpProtocol::HopByHop,
+                payload_len: 48,
+                hop_limit: 64,
+                traffic_class: 0x28,
+                flow_label: 0x12345,
+            }
+        );
+        let mut buf = [0u8; 40];
+        repr.emit(&mut Packet::new_unchecked(&mut buf[..])).unwrap();
+        assert_eq!(buf[..], IPV6_HBH_FRAG[..40]);
+        assert_eq!(repr.buffer_len(), 88);
+        let mut bad = repr;
+        bad.flow_label = 0x10_0000;
+        assert_eq!(
+            bad.emit(&mut Packet::new_unchecked(&mut buf[..])),
+            Err(Error::Malformed)
+        );
+        bad = repr;
+        bad.payload_len = 65_536;
+        assert_eq!(
+            bad.emit(&mut Packet::new_unchecked(&mut buf[..])),
+            Err(Error::Malformed)
+        );
+        assert_eq!(
+            repr.emit(&mut Packet::new_unchecked(&mut buf[..39])),
+            Err(Error::Truncated)
+        );
+    }
+
+    #[test]
+    fn construct() {
+        let mut buf = [0u8; 64];
+        buf[..40].fill(0xff);
+        let mut p = Packet::new_unchecked(&mut buf[..]);
+        p.set_version(6);
+        p.set_traffic_class(0);
+        p.set_flow_label(0);
+        p.set_payload_len(24);
+        p.set_next_header(IpProtocol::Ipv6Frag);
+        p.set_hop_limit(64);
+        p.set_src_addr(src());
+        p.set_dst_addr(dst());
+        p.payload_mut().copy_from_slice(&IPV6_FRAG2[40..]);
+        assert_eq!(buf, IPV6_FRAG2);
+        let mut p = Packet::new_unchecked(&mut buf[..]);
+        p.set_traffic_class(0xab);
+        p.set_flow_label(0xfffff);
+        assert_eq!(p.version(), 6);
+        assert_eq!(p.traffic_class(), 0xab);
+        assert_eq!(p.flow_label(), 0xfffff);
+        assert_eq!(checksum::data(&[]), 0);
+    }
+}

@@ -314,3 +314,103 @@ impl<T: AsRef<[u8]>> fmt::Display for Packet<T> {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// SCTP INIT 5000 -> 3868, verification tag 0, initiate tag 0x4a3b2c1d; CRC32c
+    /// 0xb7233365 stored little-endian.
+    static INIT: [u8; 32] = [
+        0x13, 0x88, 0x0f, 0x1c, 0x00, 0x00, 0x00, 0x00, 0x65, 0x33, 0x23, 0xb7, 0x01, 0x00, 0x00,
+        0x14, 0x4a, 0x3b, 0x2c, 0x1d, 0x00, 0x01, 0xa0, 0x00, 0x00, 0x0a, 0x08, 0x00, 0x7e, 0x5d,
+        0x4c, 0x3b,
+    ];
+
+    #[test]
+    fn crc32c_vectors() {
+        // Check value from the CRC catalogue and RFC 3720 appendix B.4.
+        assert_eq!(crc32c::checksum(b"123456789"), 0xe306_9283);
+        assert_eq!(crc32c::checksum(&[0; 32]), 0x8a91_36aa);
+        assert_eq!(crc32c::checksum(&[0xff; 32]), 0x62a8_ab43);
+        let inc: [u8; 32] = core::array::from_fn(|i| i as u8);
+        assert_eq!(crc32c::checksum(&inc), 0x46dd_794e);
+        let dec: [u8; 32] = core::array::from_fn(|i| 31 - i as u8);
+        assert_eq!(crc32c::checksum(&dec), 0x113f_db5c);
+        assert_eq!(crc32c::checksum(&[]), 0);
+    }
+
+    #[test]
+    fn crc32c_split_updates() {
+        let data: [u8; 77] = core::array::from_fn(|i| (i * 7 + 3) as u8);
+        let whole = crc32c::checksum(&data);
+        for cut in 0..data.len() {
+            let s = crc32c::update(0xffff_ffff, &data[..cut]);
+            assert_eq!(!crc32c::update(s, &data[cut..]), whole, "cut {cut}");
+        }
+    }
+
+    #[test]
+    fn deconstruct() {
+        let p = Packet::new_checked(&INIT[..]).unwrap();
+        assert_eq!(p.src_port(), 5000);
+        assert_eq!(p.dst_port(), 3868);
+        assert_eq!(p.verification_tag(), 0);
+        assert_eq!(p.checksum(), 0xb723_3365);
+        assert_eq!(p.first_chunk_type(), ChunkType::Init);
+        assert_eq!(p.first_chunk_flags(), 0);
+        assert_eq!(p.first_chunk_len(), 20);
+        assert_eq!(p.payload(), &INIT[12..]);
+        assert!(p.verify_checksum());
+    }
+
+    #[test]
+    fn construct_and_fill() {
+        let mut buf = INIT;
+        let mut p = Packet::new_unchecked(&mut buf[..]);
+        p.set_checksum(0);
+        p.set_src_port(1);
+        p.set_dst_port(2);
+        p.set_verification_tag(3);
+        assert!(!p.verify_checksum());
+        p.set_src_port(5000);
+        p.set_dst_port(3868);
+        p.set_verification_tag(0);
+        p.fill_checksum();
+        assert_eq!(buf, INIT);
+        let mut p = Packet::new_unchecked(&mut buf[..]);
+        p.payload_mut()[0] = 6;
+        assert_eq!(p.first_chunk_type(), ChunkType::Abort);
+        assert!(!p.verify_checksum());
+    }
+
+    #[test]
+    fn check_len() {
+        assert_eq!(
+            Packet::new_checked(&INIT[..15]).unwrap_err(),
+            Error::Truncated
+        );
+        assert!(Packet::new_checked(&INIT[..16]).is_ok());
+    }
+
+    #[test]
+    fn chunk_types_round_trip() {
+        for v in 0..=255u8 {
+            assert_eq!(u8::from(ChunkType::from(v)), v);
+        }
+    }
+
+    #[test]
+    fn display() {
+        use std::string::ToString;
+        let p = Packet::new_unchecked(&INIT[..]);
+        assert_eq!(
+            p.to_string(),
+            "SCTP src=5000 dst=3868 vtag=0x00000000 chunk=Init"
+        );
+        assert_eq!(
+            Packet::new_unchecked(&INIT[..3]).to_string(),
+            "SCTP (truncated)"
+        );
+    }
+}

@@ -459,3 +459,188 @@ impl fmt::Display for Repr<'_> {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use core::net::{Ipv4Addr, Ipv6Addr};
+
+    use super::*;
+
+    /// Ethernet + IPv4 + TCP SYN 192.168.1.10:50594 -> 93.184.216.34:80 (MSS 1460,
+    /// SACK-permitted, timestamps, NOP, window scale 7). TCP checksum 0x4e97.
+    static SYN_FRAME: [u8; 74] = [
+        0x00, 0x1b, 0x21, 0x3a, 0x4f, 0x10, 0x52, 0x54, 0x00, 0x12, 0x34, 0x56, 0x08, 0x00, 0x45,
+        0x00, 0x00, 0x3c, 0x1c, 0x46, 0x40, 0x00, 0x40, 0x06, 0x26, 0xe9, 0xc0, 0xa8, 0x01, 0x0a,
+        0x5d, 0xb8, 0xd8, 0x22, 0xc5, 0xa2, 0x00, 0x50, 0x6a, 0x0f, 0x8c, 0x21, 0x00, 0x00, 0x00,
+        0x00, 0xa0, 0x02, 0xfa, 0xf0, 0x4e, 0x97, 0x00, 0x00, 0x02, 0x04, 0x05, 0xb4, 0x04, 0x02,
+        0x08, 0x0a, 0x00, 0x9c, 0x4a, 0x2b, 0x00, 0x00, 0x00, 0x00, 0x01, 0x03, 0x03, 0x07,
+    ];
+
+    static SYN_OPTIONS: [u8; 20] = [
+        0x02, 0x04, 0x05, 0xb4, 0x04, 0x02, 0x08, 0x0a, 0x00, 0x9c, 0x4a, 0x2b, 0x00, 0x00, 0x00,
+        0x00, 0x01, 0x03, 0x03, 0x07,
+    ];
+
+    /// TCP SYN-ACK 443 -> 51000 inside IPv6 2001:db8::80 -> 2001:db8::c (checksum 0x70c3).
+    static TCP6_SYNACK: [u8; 20] = [
+        0x01, 0xbb, 0xc7, 0x38, 0x01, 0x02, 0x03, 0x04, 0x0a, 0x0b, 0x0c, 0x0d, 0x50, 0x12, 0xff,
+        0xff, 0x70, 0xc3, 0x00, 0x00,
+    ];
+
+    fn v4() -> (IpAddr, IpAddr) {
+        (
+            IpAddr::V4(Ipv4Addr::new(192, 168, 1, 10)),
+            IpAddr::V4(Ipv4Addr::new(93, 184, 216, 34)),
+        )
+    }
+
+    fn v6() -> (IpAddr, IpAddr) {
+        (
+            IpAddr::V6("2001:db8::80".parse::<Ipv6Addr>().unwrap()),
+            IpAddr::V6("2001:db8::c".parse::<Ipv6Addr>().unwrap()),
+        )
+    }
+
+    fn syn_repr() -> Repr<'static> {
+        Repr {
+            src_port: 50594,
+            dst_port: 80,
+            seq_number: 0x6a0f_8c21,
+            ack_number: 0,
+            flags: flags::SYN,
+            window: 64240,
+            urgent: 0,
+            options: &SYN_OPTIONS,
+            payload: &[],
+        }
+    }
+
+    #[test]
+    fn deconstruct_syn() {
+        let (s, d) = v4();
+        let p = Packet::new_checked(&SYN_FRAME[34..]).unwrap();
+        assert_eq!(p.src_port(), 50594);
+        assert_eq!(p.dst_port(), 80);
+        assert_eq!(p.seq_number(), 0x6a0f_8c21);
+        assert_eq!(p.ack_number(), 0);
+        assert_eq!(p.header_len(), 40);
+        assert_eq!(p.flags(), flags::SYN);
+        assert!(p.syn() && !p.ack() && !p.fin() && !p.rst() && !p.psh());
+        assert!(!p.urg() && !p.ece() && !p.cwr());
+        assert_eq!(p.window(), 64240);
+        assert_eq!(p.checksum(), 0x4e97);
+        assert_eq!(p.urgent(), 0);
+        assert_eq!(p.options(), &SYN_OPTIONS);
+        assert!(p.payload().is_empty());
+        assert_eq!(p.segment_len(), 40);
+        assert!(p.verify_checksum(&s, &d));
+        assert!(!p.verify_checksum(&d, &IpAddr::V4(Ipv4Addr::new(93, 184, 216, 35))));
+    }
+
+    #[test]
+    fn parse_emit_syn() {
+        let (s, d) = v4();
+        let p = Packet::new_checked(&SYN_FRAME[34..]).unwrap();
+        let repr = Repr::parse(&p, &s, &d).unwrap();
+        assert_eq!(repr, syn_repr());
+        assert_eq!(repr.buffer_len(), 40);
+        let mut buf = [0u8; 40];
+        repr.emit(&mut Packet::new_unchecked(&mut buf[..]), &s, &d)
+            .unwrap();
+        assert_eq!(buf[..], SYN_FRAME[34..]);
+    }
+
+    #[test]
+    fn construct_synack_v6() {
+        let (s, d) = v6();
+        let mut buf = [0xa5u8; 20];
+        let mut p = Packet::new_unchecked(&mut buf[..]);
+        p.set_src_port(443);
+        p.set_dst_port(51000);
+        p.set_seq_number(0x0102_0304);
+        p.set_ack_number(0x0a0b_0c0d);
+        p.set_header_len(20);
+        p.set_flags(0);
+        p.set_syn(true);
+        p.set_ack(true);
+        p.set_fin(true);
+        p.set_fin(false);
+        p.set_window(0xffff);
+        p.set_urgent(0);
+        p.fill_checksum(&s, &d);
+        assert_eq!(buf, TCP6_SYNACK);
+        let p = Packet::new_checked(&TCP6_SYNACK[..]).unwrap();
+        assert!(p.verify_checksum(&s, &d));
+        // Swapping the addresses keeps the sum (it is commutative); changing one does not.
+        assert!(p.verify_checksum(&d, &s));
+        assert!(!p.verify_checksum(&s, &IpAddr::V6(Ipv6Addr::LOCALHOST)));
+    }
+
+    #[test]
+    fn flag_setters() {
+        let mut buf = [0u8; 20];
+        let mut p = Packet::new_unchecked(&mut buf[..]);
+        p.set_rst(true);
+        p.set_psh(true);
+        p.set_urg(true);
+        p.set_ece(true);
+        p.set_cwr(true);
+        assert_eq!(
+            p.flags(),
+            flags::RST | flags::PSH | flags::URG | flags::ECE | flags::CWR
+        );
+        p.set_rst(false);
+        assert!(!p.rst() && p.psh() && p.urg() && p.ece() && p.cwr());
+    }
+
+    #[test]
+    fn bad_checksum_and_lengths() {
+        let (s, d) = v4();
+        let mut seg = [0u8; 40];
+        seg.copy_from_slice(&SYN_FRAME[34..]);
+        seg[39] ^= 0x01;
+        let p = Packet::new_checked(&seg[..]).unwrap();
+        assert_eq!(Repr::parse(&p, &s, &d), Err(Error::BadChecksum));
+        assert_eq!(
+            Packet::new_checked(&seg[..19]).unwrap_err(),
+            Error::Truncated
+        );
+        assert_eq!(
+            Packet::new_checked(&seg[..39]).unwrap_err(),
+            Error::Truncated
+        );
+        seg[12] = 0x40;
+        assert_eq!(Packet::new_checked(&seg[..]).unwrap_err(), Error::Malformed);
+    }
+
+    #[test]
+    fn emit_errors() {
+        let (s, d) = v4();
+        let mut repr = syn_repr();
+        let mut buf = [0u8; 41];
+        assert_eq!(
+            repr.emit(&mut Packet::new_unchecked(&mut buf[..]), &s, &d),
+            Err(Error::Truncated)
+        );
+        repr.options = &SYN_OPTIONS[..3];
+        assert_eq!(
+            repr.emit(&mut Packet::new_unchecked(&mut buf[..]), &s, &d),
+            Err(Error::Malformed)
+        );
+        let long = [1u8; 44];
+        repr.options = &long;
+        assert_eq!(
+            repr.emit(&mut Packet::new_unchecked(&mut buf[..]), &s, &d),
+            Err(Error::Malformed)
+        );
+    }
+
+    #[test]
+    fn display() {
+        use std::string::ToString;
+        assert_eq!(
+            syn_repr().to_string(),
+            "TCP src=50594 dst=80 syn seq=1779403809 ack=0 win=64240 len=0"
+        );
+    }
+}

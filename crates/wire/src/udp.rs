@@ -240,3 +240,147 @@ impl fmt::Display for Repr {
         write!(f, "UDP src={} dst={}", self.src_port, self.dst_port)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use core::net::{Ipv4Addr, Ipv6Addr};
+
+    use super::*;
+
+    /// IPv4 + UDP DNS query 10.0.0.2:53124 -> 8.8.8.8:53 for "example.com" A; UDP
+    /// checksum 0x2c40.
+    static DNS_QUERY: [u8; 57] = [
+        0x45, 0x00, 0x00, 0x39, 0x4d, 0x2e, 0x00, 0x00, 0x40, 0x11, 0x13, 0x75, 0x0a, 0x00, 0x00,
+        0x02, 0x08, 0x08, 0x08, 0x08, 0xcf, 0x84, 0x00, 0x35, 0x00, 0x25, 0x2c, 0x40, 0x1a, 0x2b,
+        0x01, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x07, 0x65, 0x78, 0x61, 0x6d,
+        0x70, 0x6c, 0x65, 0x03, 0x63, 0x6f, 0x6d, 0x00, 0x00, 0x01, 0x00, 0x01,
+    ];
+
+    fn addrs() -> (IpAddr, IpAddr) {
+        (
+            IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)),
+            IpAddr::V4(Ipv4Addr::new(8, 8, 8, 8)),
+        )
+    }
+
+    #[test]
+    fn deconstruct() {
+        let (s, d) = addrs();
+        let p = Packet::new_checked(&DNS_QUERY[20..]).unwrap();
+        assert_eq!(p.src_port(), 53124);
+        assert_eq!(p.dst_port(), 53);
+        assert_eq!(p.len(), 37);
+        assert_eq!(p.checksum(), 0x2c40);
+        assert_eq!(p.payload(), &DNS_QUERY[28..]);
+        assert!(p.verify_checksum(&s, &d));
+        assert!(!p.verify_checksum(&s, &IpAddr::V4(Ipv4Addr::new(8, 8, 4, 4))));
+    }
+
+    #[test]
+    fn parse_emit() {
+        let (s, d) = addrs();
+        let p = Packet::new_checked(&DNS_QUERY[20..]).unwrap();
+        let repr = Repr::parse(&p, &s, &d).unwrap();
+        assert_eq!(
+            repr,
+            Repr {
+                src_port: 53124,
+                dst_port: 53
+            }
+        );
+        let mut buf = [0u8; 37];
+        repr.emit(
+            &mut Packet::new_unchecked(&mut buf[..]),
+            &s,
+            &d,
+            &DNS_QUERY[28..],
+        )
+        .unwrap();
+        assert_eq!(buf[..], DNS_QUERY[20..]);
+        assert_eq!(repr.buffer_len(29), 37);
+        assert_eq!(repr.header_len(), 8);
+    }
+
+    #[test]
+    fn padding_ignored() {
+        let (s, d) = addrs();
+        let mut buf = [0u8; 45];
+        buf[..37].copy_from_slice(&DNS_QUERY[20..]);
+        buf[37..].fill(0xee);
+        let p = Packet::new_checked(&buf[..]).unwrap();
+        assert_eq!(p.payload().len(), 29);
+        assert!(p.verify_checksum(&s, &d));
+    }
+
+    #[test]
+    fn zero_checksum_rules() {
+        let (s, d) = addrs();
+        let mut buf = [0u8; 37];
+        buf.copy_from_slice(&DNS_QUERY[20..]);
+        let mut p = Packet::new_unchecked(&mut buf[..]);
+        p.set_checksum(0);
+        assert!(p.verify_checksum(&s, &d));
+        let s6 = IpAddr::V6(Ipv6Addr::LOCALHOST);
+        assert!(!p.verify_checksum(&s6, &s6));
+        assert_eq!(Repr::parse(&p, &s6, &s6), Err(Error::BadChecksum));
+    }
+
+    #[test]
+    fn computed_zero_is_sent_as_ffff() {
+        // Choose the last payload word so that the full sum is 0xffff, i.e. the computed
+        // checksum is 0.
+        let (s, d) = addrs();
+        let mut buf = [0u8; 12];
+        let mut p = Packet::new_unchecked(&mut buf[..]);
+        p.set_src_port(1);
+        p.set_dst_port(2);
+        p.set_len(12);
+        p.set_checksum(0);
+        let partial = checksum::combine(&[
+            checksum::pseudo_header(&s, &d, 17, 12),
+            checksum::data(p.as_ref()),
+        ]);
+        let fix = !partial; // adding this word brings the sum to 0xffff
+        p.payload_mut()[..2].copy_from_slice(&fix.to_be_bytes());
+        p.fill_checksum(&s, &d);
+        assert_eq!(p.checksum(), 0xffff);
+        assert!(p.verify_checksum(&s, &d));
+    }
+
+    #[test]
+    fn check_len_errors() {
+        assert_eq!(
+            Packet::new_checked(&DNS_QUERY[20..27]).unwrap_err(),
+            Error::Truncated
+        );
+        assert_eq!(
+            Packet::new_checked(&DNS_QUERY[20..56]).unwrap_err(),
+            Error::Truncated
+        );
+        let mut buf = [0u8; 8];
+        buf[5] = 7;
+        assert_eq!(Packet::new_checked(&buf[..]).unwrap_err(), Error::Malformed);
+        buf[5] = 0;
+        assert_eq!(Packet::new_checked(&buf[..]).unwrap_err(), Error::Malformed);
+    }
+
+    #[test]
+    fn emit_header_only() {
+        let repr = Repr {
+            src_port: 4242,
+            dst_port: 6080,
+        };
+        let mut buf = [0xffu8; 20];
+        repr.emit_header(&mut Packet::new_unchecked(&mut buf[..]), 12)
+            .unwrap();
+        assert_eq!(&buf[..8], &[0x10, 0x92, 0x17, 0xc0, 0x00, 0x14, 0x00, 0x00]);
+        assert_eq!(
+            repr.emit_header(&mut Packet::new_unchecked(&mut buf[..]), 13),
+            Err(Error::Truncated)
+        );
+        assert_eq!(
+            repr.emit_header(&mut Packet::new_unchecked(&mut buf[..]), 65_528),
+            Err(Error::Malformed)
+        );
+    }
+}
