@@ -1,0 +1,1165 @@
+//! The balancer: per-packet processing and control operations on the live tables.
+
+use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use rvs_sched::{DestState, Flow, SchedKind};
+
+use crate::addr::{Addr16, from16, mask, to16, v4to16};
+use crate::conn::{
+    AF_DEST_V6, AF_V6, Conn, ConnTable, F_ASSURED, F_DEAD, F_INACTIVE, F_NOOUTPUT, F_ONE_PACKET,
+    F_OUT_HASHED, F_TEMPLATE, InKey, NONE, OutKey, Slot,
+};
+use crate::hash::FastMap;
+use crate::packet::{ParseOutcome, Parsed, parse};
+use crate::proto::{
+    Direction, SctpState, TcpState, Timeouts, sctp_chunk, sctp_transition, tcp_transition,
+};
+use crate::service::{
+    ControlError, DestConfig, ForwardMethod, ServiceConfig, ServiceKey, Services, overload_on_bind,
+    overload_on_unbind,
+};
+use crate::stats::{Estimator, Stats};
+use crate::time::{Duration, Instant};
+
+/// Tunables of the core. Every field has the IPVS default unless noted.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Maximum tracked entries (connections + templates). Default 1,048,576.
+    pub capacity: usize,
+    /// Seed of the connection-table hash (take it from the OS RNG). Default fixed.
+    pub hash_seed: u64,
+    /// `size=` shown by listings: `2^conn_tab_bits` (IPVS default 12 → 4096).
+    pub conn_tab_bits: u8,
+    /// Link MTU toward real servers, bytes (default 1500).
+    pub mtu: u16,
+    /// `expire_nodest_conn` (default off).
+    pub expire_nodest_conn: bool,
+    /// `expire_quiescent_template` (default off).
+    pub expire_quiescent_template: bool,
+    /// `conn_reuse_mode` (default 1).
+    pub conn_reuse_mode: u8,
+    /// `sloppy_tcp`: any non-RST segment may create a connection (default off).
+    pub sloppy_tcp: bool,
+    /// `sloppy_sctp`: any chunk may create an association (default off).
+    pub sloppy_sctp: bool,
+    /// `secure_tcp` state tables (default off).
+    pub secure_tcp: bool,
+    /// `pmtu_disc` (default on): copy DF into tunnel headers, send frag-needed.
+    pub pmtu_disc: bool,
+    /// `nat_icmp_send`: answer stray NAT real-server packets with port unreachable.
+    pub nat_icmp_send: bool,
+    /// Source address of IPv4 tunnel headers (the director's address toward the RS).
+    pub tunnel_src_v4: Option<Ipv4Addr>,
+    /// Source address of IPv6 tunnel headers.
+    pub tunnel_src_v6: Option<Ipv6Addr>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            capacity: 1 << 20,
+            hash_seed: 0x243F_6A88_85A3_08D3,
+            conn_tab_bits: 12,
+            mtu: 1500,
+            expire_nodest_conn: false,
+            expire_quiescent_template: false,
+            conn_reuse_mode: 1,
+            sloppy_tcp: false,
+            sloppy_sctp: false,
+            secure_tcp: false,
+            pmtu_disc: true,
+            nat_icmp_send: false,
+            tunnel_src_v4: None,
+            tunnel_src_v6: None,
+        }
+    }
+}
+
+/// Why a packet was dropped. Indexes [`Counters::drops`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+#[non_exhaustive]
+pub enum DropReason {
+    /// Truncated or inconsistent headers.
+    Malformed = 0,
+    /// Bad IPv4 header checksum.
+    BadChecksum,
+    /// A fragment addressed to a virtual service (rvs does not reassemble).
+    Fragment,
+    /// A packet for a service that can neither use nor create a connection (TCP non-SYN).
+    NoConnection,
+    /// The scheduler found no destination (an ICMP unreachable was sent when possible).
+    NoDestination,
+    /// The connection's destination was deleted (`expire_nodest_conn=0`).
+    DestUnavailable,
+    /// The connection table is full and nothing could be evicted.
+    TableFull,
+    /// TTL or hop limit exhausted.
+    TtlExceeded,
+    /// Too big for the path and DF set (frag-needed sent) or not fragmentable.
+    TooBig,
+    /// Not enough headroom in the buffer to add a tunnel header.
+    NoHeadroom,
+    /// Tunnel source address not configured.
+    NoTunnelSource,
+    /// A feature not supported on this path (e.g. NAT of a protocol without checksum support).
+    Unsupported,
+    /// ICMP error that matched nothing or could not be rewritten.
+    IcmpUnmatched,
+}
+
+impl DropReason {
+    /// Number of reasons.
+    pub const COUNT: usize = 13;
+    /// All reasons, in index order.
+    pub const ALL: [Self; Self::COUNT] = [
+        Self::Malformed,
+        Self::BadChecksum,
+        Self::Fragment,
+        Self::NoConnection,
+        Self::NoDestination,
+        Self::DestUnavailable,
+        Self::TableFull,
+        Self::TtlExceeded,
+        Self::TooBig,
+        Self::NoHeadroom,
+        Self::NoTunnelSource,
+        Self::Unsupported,
+        Self::IcmpUnmatched,
+    ];
+
+    /// Stable snake_case name (metrics label).
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Malformed => "malformed",
+            Self::BadChecksum => "bad_checksum",
+            Self::Fragment => "fragment",
+            Self::NoConnection => "no_connection",
+            Self::NoDestination => "no_destination",
+            Self::DestUnavailable => "dest_unavailable",
+            Self::TableFull => "table_full",
+            Self::TtlExceeded => "ttl_exceeded",
+            Self::TooBig => "too_big",
+            Self::NoHeadroom => "no_headroom",
+            Self::NoTunnelSource => "no_tunnel_source",
+            Self::Unsupported => "unsupported",
+            Self::IcmpUnmatched => "icmp_unmatched",
+        }
+    }
+}
+
+/// Data-path counters.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Drops by [`DropReason`] index.
+    pub drops: [u64; DropReason::COUNT],
+    /// Frames forwarded toward a real server or a client.
+    pub forwarded: u64,
+    /// Frames handed to the host stack.
+    pub passed: u64,
+    /// ICMP errors generated.
+    pub icmp_sent: u64,
+    /// Connections (not templates) created.
+    pub conns_created: u64,
+    /// Entries expired by their timer.
+    pub conns_expired: u64,
+    /// Half-open entries evicted to admit new ones.
+    pub conns_evicted: u64,
+}
+
+/// A frame inside a caller-owned buffer, with headroom before `offset` for encapsulation.
+#[derive(Debug)]
+pub struct FrameBuf<'a> {
+    /// The whole buffer.
+    pub buf: &'a mut [u8],
+    /// Start of the Ethernet header.
+    pub offset: usize,
+    /// Frame length.
+    pub len: usize,
+}
+
+/// Per-frame metadata from the I/O layer.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RxMeta {
+    /// Netfilter mark, when the I/O path can see one (0 = none).
+    pub fwmark: u32,
+}
+
+/// Where to send a rewritten frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Egress {
+    /// IP address of the next hop to resolve (the real server for DR/TUN/NAT, the client
+    /// for NAT replies and generated ICMP).
+    pub next_hop: IpAddr,
+    /// Start of the frame in the buffer (moves back when a tunnel header is added).
+    pub offset: usize,
+    /// Frame length.
+    pub len: usize,
+}
+
+/// What to do with a frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Not ours: hand it to the host stack unchanged.
+    Pass,
+    /// Drop it (counted).
+    Drop(DropReason),
+    /// Send the rewritten frame. Ethernet addresses are the caller's to fill.
+    Forward(Egress),
+    /// The frame was replaced by an ICMP error for its sender; send that instead.
+    Reply(Egress),
+}
+
+/// See the crate documentation.
+pub struct Balancer {
+    pub(crate) cfg: Config,
+    pub(crate) services: Services,
+    pub(crate) conns: ConnTable,
+    pub(crate) timeouts: Timeouts,
+    pub(crate) counters: Counters,
+    pub(crate) total: Stats,
+    pub(crate) total_est: Estimator,
+    /// VIPs of address services (and how many services use each) for fragment and ICMP checks.
+    pub(crate) vips: FastMap<(bool, Addr16), u32>,
+    pub(crate) ip_ident: u16,
+    /// Reusable buffer for generated ICMP messages.
+    pub(crate) scratch: Vec<u8>,
+    /// ICMP errors generated in the current second (rate limit).
+    pub(crate) icmp_budget: (u64, u32),
+    /// Time of the packet being processed.
+    pub(crate) last_now: Instant,
+    next_est: Instant,
+    next_sched_gc: Instant,
+    expired_buf: Vec<u32>,
+}
+
+const TEMPLATE_REARM: Duration = Duration::from_secs(60);
+const INITIAL_TIMEOUT: Duration = Duration::from_secs(3);
+
+impl Balancer {
+    /// A balancer with no services.
+    pub fn new(cfg: Config, now: Instant) -> Self {
+        let conns = ConnTable::new(cfg.capacity, cfg.hash_seed, now);
+        let mut services = Services::default();
+        services.sched_seed = cfg.hash_seed;
+        Self {
+            cfg,
+            services,
+            conns,
+            timeouts: Timeouts::default(),
+            counters: Counters::default(),
+            total: Stats::default(),
+            total_est: Estimator::new(now),
+            vips: FastMap::default(),
+            ip_ident: 1,
+            scratch: Vec::with_capacity(1600),
+            icmp_budget: (0, 0),
+            last_now: now,
+            next_est: now + Duration::from_millis(crate::stats::ESTIMATOR_PERIOD_MS),
+            next_sched_gc: now + Duration::from_secs(60),
+            expired_buf: Vec::new(),
+        }
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// Change the sysctl-like tunables (capacity and hash seed are fixed at creation).
+    pub fn set_config(&mut self, mut cfg: Config) {
+        cfg.capacity = self.cfg.capacity;
+        cfg.hash_seed = self.cfg.hash_seed;
+        self.cfg = cfg;
+    }
+
+    /// Pre-size the connection indexes for `n` entries.
+    pub fn reserve_connections(&mut self, n: usize) {
+        self.conns.reserve(n);
+    }
+
+    /// Data-path counters.
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// Global traffic counters (`/proc/net/ip_vs_stats`).
+    pub fn total_stats(&self) -> (Stats, crate::stats::Rates) {
+        (self.total, self.total_est.rates())
+    }
+
+    /// Live entries (connections and templates) and the capacity.
+    pub fn connection_count(&self) -> (usize, usize) {
+        (self.conns.len(), self.conns.capacity())
+    }
+
+    /// Approximate heap bytes of the connection table.
+    pub fn connection_table_bytes(&self) -> usize {
+        self.conns.heap_bytes()
+    }
+
+    // ------------------------------------------------------------------ control
+
+    fn vip_ref(&mut self, key: &ServiceKey, add: bool) {
+        if let ServiceKey::Addr { addr, .. } = key {
+            let k = (addr.is_ipv6(), to16(addr));
+            if add {
+                *self.vips.entry(k).or_insert(0) += 1;
+            } else if let Some(n) = self.vips.get_mut(&k) {
+                *n -= 1;
+                if *n == 0 {
+                    self.vips.remove(&k);
+                }
+            }
+        }
+    }
+
+    /// `-A`: add a virtual service.
+    pub fn add_service(&mut self, cfg: ServiceConfig, now: Instant) -> Result<(), ControlError> {
+        let key = cfg.key;
+        self.services.add_service(cfg, now)?;
+        self.vip_ref(&key, true);
+        Ok(())
+    }
+
+    /// `-E`: replace a service's scheduler, flags and persistence (destinations and
+    /// connections stay).
+    pub fn edit_service(&mut self, cfg: ServiceConfig) -> Result<(), ControlError> {
+        self.services.edit_service(cfg).map(|_| ())
+    }
+
+    /// `-D`: delete a service; its destinations are unlinked (connections to them follow
+    /// `expire_nodest_conn`).
+    pub fn del_service(&mut self, key: &ServiceKey, now: Instant) -> Result<(), ControlError> {
+        let ids = self.services.del_service(key, now)?;
+        self.vip_ref(key, false);
+        if self.cfg.expire_nodest_conn {
+            self.sweep_dests(&ids);
+        }
+        Ok(())
+    }
+
+    /// `-C`: delete every service.
+    pub fn flush(&mut self, now: Instant) {
+        let keys: Vec<ServiceKey> = self
+            .services
+            .service_ids()
+            .map(|id| self.services.svc(id).cfg.key)
+            .collect();
+        for k in keys {
+            let _ = self.del_service(&k, now);
+        }
+    }
+
+    /// `-a`: add a destination.
+    pub fn add_dest(&mut self, key: &ServiceKey, cfg: DestConfig) -> Result<(), ControlError> {
+        self.services.add_dest(key, cfg).map(|_| ())
+    }
+
+    /// `-e`: replace a destination's settings (weight 0 quiesces).
+    pub fn edit_dest(&mut self, key: &ServiceKey, cfg: DestConfig) -> Result<(), ControlError> {
+        self.services.edit_dest(key, cfg).map(|_| ())
+    }
+
+    /// `-d`: delete a destination.
+    pub fn del_dest(
+        &mut self,
+        key: &ServiceKey,
+        addr: &IpAddr,
+        port: u16,
+        now: Instant,
+    ) -> Result<(), ControlError> {
+        let id = self.services.del_dest(key, addr, port, now)?;
+        if self.cfg.expire_nodest_conn {
+            self.sweep_dests(&[id]);
+        }
+        Ok(())
+    }
+
+    /// Expire at once every entry bound to the given (unlinked) destinations (kernel ≥ 5.9
+    /// behaviour with `expire_nodest_conn=1`).
+    fn sweep_dests(&mut self, ids: &[u32]) {
+        let victims: Vec<u32> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| ids.contains(&c.dest))
+            .map(|(i, _)| i)
+            .collect();
+        // controlled connections first, then templates (which no longer control anything)
+        for &i in &victims {
+            if self.conns.resolve(self.conns.slot_of(i)).is_some()
+                && !self.conns.get(i).is_template()
+            {
+                self.release(i);
+            }
+        }
+        for &i in &victims {
+            if self.conns.get(i).live && self.conns.get(i).is_template() {
+                self.release(i);
+            }
+        }
+    }
+
+    /// `--set tcp tcpfin udp` (seconds, 0 keeps).
+    pub fn set_timeouts(&mut self, tcp: u32, tcp_fin: u32, udp: u32) {
+        self.timeouts.set(tcp, tcp_fin, udp);
+    }
+
+    /// `(tcp, tcpfin, udp)` timeouts in seconds.
+    pub fn timeouts(&self) -> (u32, u32, u32) {
+        self.timeouts.get()
+    }
+
+    /// `-Z`: zero counters and rates of one service (with its destinations), or of
+    /// everything including the global totals.
+    pub fn zero(&mut self, key: Option<&ServiceKey>) -> Result<(), ControlError> {
+        let ids: Vec<u32> = match key {
+            Some(k) => vec![self.services.find(k).ok_or(ControlError::NoSuchService)?],
+            None => {
+                self.total = Stats::default();
+                self.total_est.zero(&self.total);
+                self.services.service_ids().collect()
+            }
+        };
+        for sid in ids {
+            let svc = self.services.svc_mut(sid);
+            svc.stats = Stats::default();
+            svc.est.zero(&svc.stats);
+            let dids: Vec<u32> = svc.dests.iter().map(|d| d.id.0).collect();
+            for d in dids {
+                let r = self.services.dest_mut(d);
+                r.stats = Stats::default();
+                r.est.zero(&r.stats);
+            }
+        }
+        Ok(())
+    }
+
+    // ------------------------------------------------------------------ timers
+
+    /// When [`Balancer::handle_timeout`] must next run.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let mut t = self.next_est.min(self.next_sched_gc);
+        if let Some(c) = self.conns.next_deadline() {
+            t = t.min(c);
+        }
+        Some(t)
+    }
+
+    /// Expire connections, fold rate estimators, run scheduler housekeeping.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let mut expired = core::mem::take(&mut self.expired_buf);
+        expired.clear();
+        self.conns.collect_expired(now, &mut expired);
+        // Process in deadline order so a template re-armed while it still controlled
+        // connections sees them end at their own deadlines, as the kernel's timers would.
+        let mut heap: std::collections::BinaryHeap<core::cmp::Reverse<(u64, bool, u32)>> = expired
+            .iter()
+            .map(|&i| {
+                let c = self.conns.get(i);
+                core::cmp::Reverse((c.expires_ms, c.is_template(), i))
+            })
+            .collect();
+        while let Some(core::cmp::Reverse((at, _, idx))) = heap.pop() {
+            let c = self.conns.get(idx);
+            if !c.live || c.expires_ms != at {
+                continue;
+            }
+            if c.is_template() && c.n_controlled > 0 {
+                let next = at + TEMPLATE_REARM.millis();
+                if next <= now.millis() {
+                    self.conns.get_mut(idx).expires_ms = next;
+                    heap.push(core::cmp::Reverse((next, true, idx)));
+                } else {
+                    self.conns.set_expires(idx, next);
+                }
+                continue;
+            }
+            self.counters.conns_expired += 1;
+            self.release(idx);
+        }
+        self.expired_buf = expired;
+        if now >= self.next_est {
+            self.run_estimators(now);
+            self.next_est = now + Duration::from_millis(crate::stats::ESTIMATOR_PERIOD_MS);
+        }
+        if now >= self.next_sched_gc {
+            let ids: Vec<u32> = self.services.service_ids().collect();
+            for sid in ids {
+                let svc = self.services.svc_mut(sid);
+                if matches!(svc.cfg.scheduler, SchedKind::Lblc | SchedKind::Lblcr) {
+                    svc.sched.handle_timeout(&svc.dests, now.millis());
+                }
+            }
+            self.next_sched_gc = now + Duration::from_secs(60);
+        }
+    }
+
+    fn run_estimators(&mut self, now: Instant) {
+        self.total_est.tick(&self.total, now);
+        let ids: Vec<u32> = self.services.service_ids().collect();
+        for sid in ids {
+            let svc = self.services.svc_mut(sid);
+            svc.est.tick(&svc.stats, now);
+            let dids: Vec<u32> = svc.dests.iter().map(|d| d.id.0).collect();
+            for d in dids {
+                let r = self.services.dest_mut(d);
+                r.est.tick(&r.stats, now);
+            }
+        }
+    }
+
+    /// Timer expiry of one entry: templates still controlling connections re-arm for 60 s.
+    fn expire(&mut self, idx: u32, now: Instant) {
+        let c = self.conns.get(idx);
+        if c.is_template() && c.n_controlled > 0 {
+            let exp = (now + TEMPLATE_REARM).millis();
+            self.conns.set_expires(idx, exp);
+            return;
+        }
+        self.counters.conns_expired += 1;
+        self.release(idx);
+    }
+
+    /// Unlink an entry and release what it holds (destination counters, controller).
+    pub(crate) fn release(&mut self, idx: u32) {
+        let c = self.conns.remove(idx);
+        self.unbind_dest(&c);
+        if c.controller != NONE {
+            if let Some(t) = self.conns.resolve(Slot {
+                idx: c.controller,
+                generation: c.controller_gen,
+            }) {
+                let tc = self.conns.get_mut(t);
+                tc.n_controlled = tc.n_controlled.saturating_sub(1);
+            }
+        }
+    }
+
+    fn unbind_dest(&mut self, c: &Conn) {
+        if c.dest == NONE {
+            return;
+        }
+        let (u, l) = {
+            let d = self.services.dest(c.dest);
+            (d.cfg.u_threshold, d.cfg.l_threshold)
+        };
+        if c.is_template() {
+            let d = self.services.dest_mut(c.dest);
+            d.persist = d.persist.saturating_sub(1);
+        } else {
+            let st = self.services.dest_state_mut(c.dest);
+            if c.flags & F_INACTIVE != 0 {
+                st.inactive = st.inactive.saturating_sub(1);
+            } else {
+                st.active = st.active.saturating_sub(1);
+            }
+            overload_on_unbind(st, u, l);
+        }
+        self.services.put_dest(c.dest);
+    }
+
+    fn bind_dest(&mut self, dest: u32, template: bool) {
+        let u = self.services.dest(dest).cfg.u_threshold;
+        if template {
+            self.services.dest_mut(dest).persist += 1;
+        } else {
+            let st = self.services.dest_state_mut(dest);
+            st.inactive += 1;
+            overload_on_bind(st, u);
+        }
+        self.services.dest_mut(dest).refcnt += 1;
+    }
+
+    // ------------------------------------------------------------------ data path
+
+    /// Process one received frame. See [`Action`].
+    pub fn process(&mut self, now: Instant, meta: RxMeta, f: &mut FrameBuf<'_>) -> Action {
+        self.last_now = now;
+        let action = self.process_inner(now, meta, f);
+        match action {
+            Action::Pass => self.counters.passed += 1,
+            Action::Drop(r) => self.counters.drops[r as usize] += 1,
+            Action::Forward(_) => self.counters.forwarded += 1,
+            Action::Reply(_) => self.counters.icmp_sent += 1,
+        }
+        action
+    }
+
+    fn process_inner(&mut self, now: Instant, meta: RxMeta, f: &mut FrameBuf<'_>) -> Action {
+        let Some(end) = f.offset.checked_add(f.len).filter(|&e| e <= f.buf.len()) else {
+            return Action::Drop(DropReason::Malformed);
+        };
+        let p = match parse(&f.buf[f.offset..end]) {
+            Ok(p) => p,
+            Err(ParseOutcome::NotIp) => return Action::Pass,
+            Err(ParseOutcome::Malformed) => return Action::Drop(DropReason::Malformed),
+            Err(ParseOutcome::BadChecksum) => return Action::Drop(DropReason::BadChecksum),
+        };
+        if !self.services.ever_added {
+            return Action::Pass;
+        }
+        match p.proto {
+            6 | 17 | 132 => {}
+            1 if !p.v6 => return self.handle_icmp(now, &p, f),
+            58 if p.v6 => return self.handle_icmp(now, &p, f),
+            _ => return Action::Pass,
+        }
+        if p.fragment || !p.has_l4 {
+            if self.vips.contains_key(&(p.v6, p.dst)) {
+                return Action::Drop(if p.fragment {
+                    DropReason::Fragment
+                } else {
+                    DropReason::Malformed
+                });
+            }
+            return Action::Pass;
+        }
+        let af = u8::from(p.v6);
+        let key = InKey {
+            af,
+            proto: p.proto,
+            caddr: p.src,
+            cport: p.sport,
+            vaddr: p.dst,
+            vport: p.dport,
+            template: false,
+        };
+        if let Some(idx) = self.conns.lookup_in(&key) {
+            match self.check_in_conn(now, idx, &p) {
+                InCheck::Use => return self.forward_in(now, idx, &p, f),
+                InCheck::Drop(r) => return Action::Drop(r),
+                InCheck::Reschedule => {}
+            }
+        }
+        if let Some(sid) = self.lookup_service(meta.fwmark, &p) {
+            return self.new_connection(now, sid, &p, f);
+        }
+        let okey = OutKey {
+            af,
+            proto: p.proto,
+            caddr: p.dst,
+            cport: p.dport,
+            daddr: p.src,
+            dport: p.sport,
+        };
+        if let Some(idx) = self.conns.lookup_out(&okey) {
+            if self.conns.get(idx).expires_ms <= now.millis() {
+                self.expire(idx, now);
+                return Action::Pass;
+            }
+            return self.forward_out(now, idx, &p, f);
+        }
+        Action::Pass
+    }
+
+    /// Service for a packet: fwmark first, then exact address:port, then port 0.
+    fn lookup_service(&self, mark: u32, p: &Parsed) -> Option<u32> {
+        if mark != 0 {
+            if let Some(&s) = self.services.by_mark.get(&(p.v6, mark)) {
+                return Some(s);
+            }
+        }
+        let by = &self.services.by_addr;
+        by.get(&(p.v6, p.proto, p.dst, p.dport))
+            .or_else(|| by.get(&(p.v6, p.proto, p.dst, 0)))
+            .copied()
+    }
+
+    fn opens_connection(&self, p: &Parsed) -> bool {
+        match p.proto {
+            6 => {
+                let syn = p.tcp_flags & 0x02 != 0;
+                let rst = p.tcp_flags & 0x04 != 0;
+                !rst && (syn || self.cfg.sloppy_tcp)
+            }
+            132 => p.sctp_chunk == sctp_chunk::INIT || self.cfg.sloppy_sctp,
+            _ => true,
+        }
+    }
+
+    /// Apply the expiry, reuse (5.9) and destination-availability (5.8) rules to an
+    /// existing entry hit by an inbound packet.
+    fn check_in_conn(&mut self, now: Instant, idx: u32, p: &Parsed) -> InCheck {
+        let c = self.conns.get(idx);
+        if c.expires_ms <= now.millis() {
+            self.expire(idx, now);
+            return InCheck::Reschedule;
+        }
+        let is_new = match p.proto {
+            6 => p.tcp_flags & 0x02 != 0,
+            132 => p.sctp_chunk == sctp_chunk::INIT,
+            _ => false,
+        };
+        let dest_state = self.services.dest_state(c.dest);
+        let available = dest_state.available;
+        if self.cfg.conn_reuse_mode != 0 && is_new && available {
+            let quiesced = self.cfg.expire_nodest_conn && dest_state.weight == 0;
+            let expected = c.controller == NONE
+                && match p.proto {
+                    6 => {
+                        let s = TcpState::from_index(c.state);
+                        matches!(s, TcpState::TimeWait | TcpState::Close)
+                            || (self.cfg.conn_reuse_mode & 2 != 0
+                                && s == TcpState::FinWait
+                                && c.flags & F_NOOUTPUT != 0)
+                    }
+                    132 => SctpState::from_index(c.state) == SctpState::Closed,
+                    _ => false,
+                };
+            if (quiesced || expected) && c.n_controlled == 0 {
+                self.release(idx);
+                return InCheck::Reschedule;
+            }
+        }
+        if !available {
+            if self.cfg.expire_nodest_conn {
+                self.release(idx);
+                return InCheck::Reschedule;
+            }
+            return InCheck::Drop(DropReason::DestUnavailable);
+        }
+        InCheck::Use
+    }
+
+    fn flow_of(p: &Parsed) -> Flow {
+        Flow {
+            proto: p.proto,
+            src: from16(&p.src, p.v6),
+            sport: p.sport,
+            dst: from16(&p.dst, p.v6),
+            dport: p.dport,
+        }
+    }
+
+    fn pick(&mut self, sid: u32, p: &Parsed, now: Instant) -> Option<u32> {
+        let flow = Self::flow_of(p);
+        let svc = self.services.svc_mut(sid);
+        let i = svc.sched.schedule(&svc.dests, &flow, now.millis())?;
+        let d: &DestState = svc.dests.get(i)?;
+        (d.weight > 0 && d.available).then_some(d.id.0)
+    }
+
+    fn new_connection(
+        &mut self,
+        now: Instant,
+        sid: u32,
+        p: &Parsed,
+        f: &mut FrameBuf<'_>,
+    ) -> Action {
+        if !self.opens_connection(p) {
+            return Action::Drop(DropReason::NoConnection);
+        }
+        let svc = self.services.svc(sid);
+        let svc_port = match svc.cfg.key {
+            ServiceKey::Addr { port, .. } => port,
+            ServiceKey::Fwmark { .. } => 0,
+        };
+        let persistent = svc.cfg.persistence.is_some();
+        let one_packet = svc.cfg.one_packet;
+        if !persistent && svc_port == 0 && matches!(svc.cfg.key, ServiceKey::Addr { .. }) {
+            // "port zero only supported in persistent services"
+            return Action::Drop(DropReason::NoConnection);
+        }
+        let (dest, template) = if persistent {
+            match self.persist_pick(now, sid, p, svc_port) {
+                Ok(x) => x,
+                Err(Action::Drop(DropReason::NoDestination)) => return self.no_destination(p, f),
+                Err(a) => return a,
+            }
+        } else {
+            match self.pick(sid, p, now) {
+                Some(d) => (d, None),
+                None => return self.no_destination(p, f),
+            }
+        };
+        let d = self.services.dest(dest);
+        let method = d.cfg.method;
+        let dport = if d.cfg.port != 0 && (!persistent || p.dport == svc_port) {
+            d.cfg.port
+        } else {
+            p.dport
+        };
+        let daddr = d.addr16;
+        let dest_v6 = d.cfg.addr.is_ipv6();
+        let mut flags = F_INACTIVE | F_NOOUTPUT;
+        if method == ForwardMethod::Masq {
+            flags |= F_OUT_HASHED;
+        }
+        if one_packet {
+            flags |= F_ONE_PACKET;
+            flags &= !F_OUT_HASHED;
+        }
+        if !one_packet {
+            match self.conns.make_room() {
+                Ok(None) => {}
+                Ok(Some(victim)) => {
+                    self.counters.conns_evicted += 1;
+                    self.release(victim);
+                }
+                Err(_) => return Action::Drop(DropReason::TableFull),
+            }
+        }
+        let (controller, controller_gen) = match template {
+            Some(s) => (s.idx, s.generation),
+            None => (NONE, 0),
+        };
+        let c = Conn {
+            caddr: p.src,
+            vaddr: p.dst,
+            daddr,
+            cport: p.sport,
+            vport: p.dport,
+            dport,
+            proto: p.proto,
+            af: u8::from(p.v6) * AF_V6 | u8::from(dest_v6) * AF_DEST_V6,
+            state: 0,
+            method: method as u8,
+            flags,
+            dest,
+            controller,
+            controller_gen,
+            n_controlled: 0,
+            in_pkts: 0,
+            timeout_ms: INITIAL_TIMEOUT.millis() as u32,
+            expires_ms: (now + INITIAL_TIMEOUT).millis(),
+            wheel_sec: u64::MAX,
+            generation: 0,
+            live: false,
+        };
+        self.bind_dest(dest, false);
+        if let Some(t) = template {
+            let tc = self.conns.get_mut(t.idx);
+            tc.n_controlled += 1;
+        }
+        // connection statistics (templates are not counted)
+        self.total.conns += 1;
+        self.services.dest_mut(dest).stats.conns += 1;
+        self.services.svc_mut(sid).stats.conns += 1;
+        self.counters.conns_created += 1;
+        if one_packet {
+            // scheduled, forwarded and forgotten (spec 5.10)
+            let action = self.forward_transient(now, c, p, f);
+            return action;
+        }
+        let idx = self.conns.insert(c);
+        self.forward_in(now, idx, p, f)
+    }
+
+    /// Forward a one-packet-scheduling datagram without keeping an entry.
+    fn forward_transient(
+        &mut self,
+        now: Instant,
+        c: Conn,
+        p: &Parsed,
+        f: &mut FrameBuf<'_>,
+    ) -> Action {
+        let idx = self.conns.insert(c);
+        let a = self.forward_in(now, idx, p, f);
+        if self.conns.get(idx).live {
+            self.release(idx);
+        }
+        a
+    }
+
+    /// Persistence (5.7): find or create the template, returning the destination and the
+    /// template slot.
+    fn persist_pick(
+        &mut self,
+        now: Instant,
+        sid: u32,
+        p: &Parsed,
+        svc_port: u16,
+    ) -> Result<(u32, Option<Slot>), Action> {
+        let svc = self.services.svc(sid);
+        let pers = svc.cfg.persistence.unwrap_or_default();
+        let masked = mask(&p.src, p.v6, pers.v4_mask, pers.v6_prefix);
+        let (proto, vaddr, vport) = match svc.cfg.key {
+            ServiceKey::Fwmark { mark, .. } => (0u8, v4to16(mark.to_be_bytes()), 0u16),
+            ServiceKey::Addr { .. } => {
+                let vport = if p.dport == svc_port { svc_port } else { 0 };
+                (p.proto, p.dst, vport)
+            }
+        };
+        let tkey = InKey {
+            af: u8::from(p.v6),
+            proto,
+            caddr: masked,
+            cport: 0,
+            vaddr,
+            vport,
+            template: true,
+        };
+        let timeout = Duration::from_secs(u64::from(pers.timeout_secs));
+        if let Some(t) = self.conns.lookup_in(&tkey) {
+            let tc = self.conns.get(t);
+            let expired = tc.expires_ms <= now.millis() && tc.n_controlled == 0;
+            let st = self.services.dest_state(tc.dest);
+            let valid =
+                !expired && st.available && !(self.cfg.expire_quiescent_template && st.weight == 0);
+            if valid {
+                let dest = tc.dest;
+                self.conns.set_expires(t, (now + timeout).millis());
+                return Ok((dest, Some(self.conns.slot_of(t))));
+            }
+            if expired {
+                self.release(t);
+            } else {
+                // neutralise: never matches again, expires on its own
+                let old = InKey::of(self.conns.get(t));
+                let tcm = self.conns.get_mut(t);
+                tcm.flags |= F_DEAD;
+                tcm.vport = 0xffff;
+                tcm.dport = 0xffff;
+                self.conns.rehash_in(t, &old);
+            }
+        }
+        let Some(dest) = self.pick(sid, p, now) else {
+            return Err(Action::Drop(DropReason::NoDestination));
+        };
+        match self.conns.make_room() {
+            Ok(None) => {}
+            Ok(Some(victim)) => {
+                self.counters.conns_evicted += 1;
+                self.release(victim);
+            }
+            Err(_) => return Err(Action::Drop(DropReason::TableFull)),
+        }
+        let d = self.services.dest(dest);
+        let dport = if vport == 0 { 0 } else { d.cfg.port };
+        let t = Conn {
+            caddr: masked,
+            vaddr,
+            daddr: d.addr16,
+            cport: 0,
+            vport,
+            dport,
+            proto,
+            af: u8::from(p.v6) * AF_V6 | u8::from(d.cfg.addr.is_ipv6()) * AF_DEST_V6,
+            method: d.cfg.method as u8,
+            flags: F_TEMPLATE,
+            dest,
+            controller: NONE,
+            timeout_ms: timeout.millis() as u32,
+            expires_ms: (now + timeout).millis(),
+            wheel_sec: u64::MAX,
+            ..Conn::default()
+        };
+        self.bind_dest(dest, true);
+        let idx = self.conns.insert(t);
+        Ok((dest, Some(self.conns.slot_of(idx))))
+    }
+
+    /// No destination (5.11): ICMP port unreachable to the client, then drop.
+    fn no_destination(&mut self, p: &Parsed, f: &mut FrameBuf<'_>) -> Action {
+        match crate::icmp::unreachable(self, p, f) {
+            Some(e) => Action::Reply(e),
+            None => Action::Drop(DropReason::NoDestination),
+        }
+    }
+
+    /// Account an inbound packet, advance the state machine and transmit it.
+    fn forward_in(&mut self, now: Instant, idx: u32, p: &Parsed, f: &mut FrameBuf<'_>) -> Action {
+        let bytes = p.ip_len as u64;
+        let dest = self.conns.get(idx).dest;
+        if let Some(d) = self
+            .services
+            .dests
+            .get_mut(dest as usize)
+            .and_then(Option::as_mut)
+        {
+            d.stats.inpkts += 1;
+            d.stats.inbytes += bytes;
+            if d.svc_alive {
+                let sid = d.svc;
+                if let Some(Some(s)) = self.services.svcs.get_mut(sid as usize) {
+                    s.stats.inpkts += 1;
+                    s.stats.inbytes += bytes;
+                }
+            }
+        }
+        self.total.inpkts += 1;
+        self.total.inbytes += bytes;
+        self.advance_state(now, idx, p, false);
+        let c = self.conns.get_mut(idx);
+        c.in_pkts = c.in_pkts.wrapping_add(1);
+        crate::xmit::transmit_in(self, idx, p, f)
+    }
+
+    /// NAT reply from a real server: account, advance state, SNAT and send to the client.
+    fn forward_out(&mut self, now: Instant, idx: u32, p: &Parsed, f: &mut FrameBuf<'_>) -> Action {
+        let bytes = p.ip_len as u64;
+        let dest = self.conns.get(idx).dest;
+        if let Some(d) = self
+            .services
+            .dests
+            .get_mut(dest as usize)
+            .and_then(Option::as_mut)
+        {
+            if !d.state.available && d.pos.is_none() && !self.cfg.expire_nodest_conn {
+                // replies of connections to deleted destinations still flow back
+            }
+            d.stats.outpkts += 1;
+            d.stats.outbytes += bytes;
+            if d.svc_alive {
+                let sid = d.svc;
+                if let Some(Some(s)) = self.services.svcs.get_mut(sid as usize) {
+                    s.stats.outpkts += 1;
+                    s.stats.outbytes += bytes;
+                }
+            }
+        }
+        self.total.outpkts += 1;
+        self.total.outbytes += bytes;
+        self.advance_state(now, idx, p, true);
+        crate::xmit::transmit_out(self, idx, p, f)
+    }
+
+    /// Protocol state transition and timer re-arm (5.3, 5.4, 5.6).
+    fn advance_state(&mut self, now: Instant, idx: u32, p: &Parsed, output: bool) {
+        let secure = self.cfg.secure_tcp;
+        let c = self.conns.get_mut(idx);
+        if output && c.flags & F_NOOUTPUT != 0 {
+            c.flags &= !F_NOOUTPUT;
+        }
+        let (old_active, new_active, half_open, established, timeout) = match c.proto {
+            6 => {
+                let cur = TcpState::from_index(c.state);
+                let dir = if output {
+                    Direction::Output
+                } else if c.flags & F_NOOUTPUT != 0 {
+                    Direction::InputOnly
+                } else {
+                    Direction::Input
+                };
+                let new = tcp_transition(cur, dir, p.tcp_flags, secure);
+                c.state = new as u8;
+                (
+                    c.flags & F_INACTIVE == 0,
+                    new.is_active(),
+                    new.is_half_open() && new != cur,
+                    new == TcpState::Established,
+                    self.timeouts.tcp_state(new),
+                )
+            }
+            132 => {
+                let cur = SctpState::from_index(c.state);
+                let new = sctp_transition(cur, !output, p.sctp_chunk);
+                c.state = new as u8;
+                (
+                    c.flags & F_INACTIVE == 0,
+                    new.is_active(),
+                    new.is_half_open() && new != cur,
+                    new == SctpState::Established,
+                    new.default_timeout(),
+                )
+            }
+            _ => (false, false, false, output, self.timeouts.udp),
+        };
+        c.timeout_ms = u32::try_from(timeout.millis()).unwrap_or(u32::MAX);
+        let controller = (c.controller, c.controller_gen);
+        let dest = c.dest;
+        if old_active != new_active {
+            let c = self.conns.get_mut(idx);
+            if new_active {
+                c.flags &= !F_INACTIVE;
+            } else {
+                c.flags |= F_INACTIVE;
+            }
+            let st = self.services.dest_state_mut(dest);
+            if new_active {
+                st.inactive = st.inactive.saturating_sub(1);
+                st.active += 1;
+            } else {
+                st.active = st.active.saturating_sub(1);
+                st.inactive += 1;
+            }
+        }
+        if half_open {
+            self.conns.note_half_open(idx);
+        }
+        if established && controller.0 != NONE {
+            if let Some(t) = self.conns.resolve(Slot {
+                idx: controller.0,
+                generation: controller.1,
+            }) {
+                self.conns.get_mut(t).flags |= F_ASSURED;
+            }
+        }
+        self.conns.set_expires(idx, (now + timeout).millis());
+    }
+
+    /// Next IP identification for generated headers.
+    pub(crate) fn next_ident(&mut self) -> u16 {
+        self.ip_ident = self.ip_ident.wrapping_add(1);
+        self.ip_ident
+    }
+
+    pub(crate) fn handle_icmp(&mut self, now: Instant, p: &Parsed, f: &mut FrameBuf<'_>) -> Action {
+        crate::icmp::handle(self, now, p, f)
+    }
+
+    /// Account and forward an ICMP error that belongs to an inbound connection.
+    pub(crate) fn icmp_in_hit(&mut self, now: Instant, idx: u32, ip_len: usize) -> bool {
+        let c = self.conns.get(idx);
+        if c.expires_ms <= now.millis() {
+            self.expire(idx, now);
+            return false;
+        }
+        if !self.services.dest_state(c.dest).available {
+            return false;
+        }
+        let dest = c.dest;
+        if let Some(d) = self
+            .services
+            .dests
+            .get_mut(dest as usize)
+            .and_then(Option::as_mut)
+        {
+            d.stats.inpkts += 1;
+            d.stats.inbytes += ip_len as u64;
+        }
+        self.total.inpkts += 1;
+        self.total.inbytes += ip_len as u64;
+        true
+    }
+
+    /// Account an ICMP error from a NAT real server about a connection.
+    pub(crate) fn icmp_out_hit(&mut self, now: Instant, idx: u32, ip_len: usize) -> bool {
+        if self.conns.get(idx).expires_ms <= now.millis() {
+            self.expire(idx, now);
+            return false;
+        }
+        let dest = self.conns.get(idx).dest;
+        if let Some(d) = self
+            .services
+            .dests
+            .get_mut(dest as usize)
+            .and_then(Option::as_mut)
+        {
+            d.stats.outpkts += 1;
+            d.stats.outbytes += ip_len as u64;
+        }
+        self.total.outpkts += 1;
+        self.total.outbytes += ip_len as u64;
+        true
+    }
+
+    pub(crate) fn lookup_in_conn(&self, key: &InKey) -> Option<u32> {
+        self.conns.lookup_in(key)
+    }
+
+    pub(crate) fn lookup_out_conn(&self, key: &OutKey) -> Option<u32> {
+        self.conns.lookup_out(key)
+    }
+
+    pub(crate) fn is_vip(&self, v6: bool, a: &Addr16) -> bool {
+        self.vips.contains_key(&(v6, *a))
+    }
+}
+
+enum InCheck {
+    Use,
+    Reschedule,
+    Drop(DropReason),
+}
