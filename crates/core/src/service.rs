@@ -271,6 +271,8 @@ pub(crate) struct Services {
     pub(crate) by_mark: FastMap<(bool, u32), u32>,
     pub(crate) dests: Vec<Option<DestRecord>>,
     free_dests: Vec<u32>,
+    /// Trashed destinations still bound to a live service, by (service, address, port).
+    trash: FastMap<(u32, Addr16, u16), u32>,
     /// Any service was ever added (IPVS ignores traffic before that).
     pub(crate) ever_added: bool,
     serial: u64,
@@ -466,6 +468,16 @@ impl Services {
         }
         let svc = self.svcs[id as usize].take().expect("found service");
         self.free_svcs.push(id);
+        let trashed: Vec<u32> = self
+            .trash
+            .iter()
+            .filter(|(k, _)| k.0 == id)
+            .map(|(_, &v)| v)
+            .collect();
+        self.trash.retain(|k, _| k.0 != id);
+        for rid in trashed {
+            self.dest_mut(rid).svc_alive = false;
+        }
         let mut ids = Vec::with_capacity(svc.dests.len());
         for st in svc.dests {
             let rid = st.id.0;
@@ -537,6 +549,7 @@ impl Services {
         }
         let rid = if let Some(rid) = self.find_trashed(sid, &cfg.addr, cfg.port) {
             // Revive from the trash with its counters (spec 5.8).
+            self.trash.remove(&(sid, to16(&cfg.addr), cfg.port));
             let d = self.dest_mut(rid);
             d.trashed_at = None;
             d.cfg = cfg;
@@ -668,6 +681,8 @@ impl Services {
         d.state.available = false;
         d.pos = None;
         d.trashed_at = Some(now);
+        let tkey = (sid, d.addr16, d.cfg.port);
+        self.trash.insert(tkey, rid);
         self.collect_trash_ids(&[rid]);
         Ok(rid)
     }
