@@ -78,7 +78,36 @@ const fn add_carry(acc: u64, v: u64) -> u64 {
 /// ```
 pub fn data(bytes: &[u8]) -> u16 {
     let (chunks, rest) = bytes.as_chunks::<8>();
-    // Four independent accumulators keep the adds from serialising on one carry chain.
+    let mut sum = if chunks.len() >= 8 {
+        sum_wide(chunks)
+    } else {
+        chunks
+            .iter()
+            .fold(0, |acc, c| add_carry(acc, u64::from_ne_bytes(*c)))
+    };
+    // The tail (at most 7 bytes) starts at an even offset. A native-endian u32 holds two
+    // 16-bit words `w0 + w1 * 2^16`, and 2^16 = 1 (mod 0xffff), so it contributes
+    // `w0 + w1` once folded. A final odd byte is the high byte of a zero-padded word.
+    let mut rest = rest;
+    if let Some((w, r)) = rest.split_first_chunk::<4>() {
+        sum = add_carry(sum, u64::from(u32::from_ne_bytes(*w)));
+        rest = r;
+    }
+    if let Some((w, r)) = rest.split_first_chunk::<2>() {
+        sum = add_carry(sum, u64::from(u16::from_ne_bytes(*w)));
+        rest = r;
+    }
+    if let [last] = rest {
+        sum = add_carry(sum, u64::from(u16::from_ne_bytes([*last, 0])));
+    }
+    // The native-order sum is the byte-swapped big-endian sum on little-endian targets.
+    u16::from_be(fold(sum))
+}
+
+/// Sums whole 8-byte words with four independent accumulators, so that the additions do
+/// not serialise on a single carry chain.
+#[inline]
+fn sum_wide(chunks: &[[u8; 8]]) -> u64 {
     let mut acc = [0u64; 4];
     let (quads, singles) = chunks.as_chunks::<4>();
     for q in quads {
@@ -90,17 +119,9 @@ pub fn data(bytes: &[u8]) -> u16 {
     for c in singles {
         acc[0] = add_carry(acc[0], u64::from_ne_bytes(*c));
     }
-    // Fold each accumulator to 16 bits first so that their total cannot overflow.
-    let mut sum: u64 = acc.iter().map(|&a| u64::from(fold(a))).sum();
-    let (pairs, odd) = rest.as_chunks::<2>();
-    for p in pairs {
-        sum += u64::from(u16::from_ne_bytes(*p));
-    }
-    if let [last] = odd {
-        sum += u64::from(u16::from_ne_bytes([*last, 0]));
-    }
-    // The native-order sum is the byte-swapped big-endian sum on little-endian targets.
-    u16::from_be(fold(sum))
+    // 2^64 = 1 (mod 0xffff), so adding with end-around carry at 64 bits and folding
+    // later gives the same 16-bit sum.
+    add_carry(add_carry(acc[0], acc[1]), add_carry(acc[2], acc[3]))
 }
 
 /// Combines several partial sums (as returned by [`data`] or the pseudo-header functions)
@@ -198,6 +219,10 @@ pub const fn update32(csum: u16, old: u32, new: u32) -> u16 {
 /// both spans start at the same even offset.
 #[inline]
 pub fn update_bytes(csum: u16, old: &[u8], new: &[u8]) -> u16 {
+    // Fast path for IPv4 addresses, the most common rewrite.
+    if let (Some(o), Some(n)) = (old.as_array::<4>(), new.as_array::<4>()) {
+        return update32(csum, u32::from_be_bytes(*o), u32::from_be_bytes(*n));
+    }
     !fold(u64::from(!csum) + u64::from(!data(old)) + u64::from(data(new)))
 }
 

@@ -116,6 +116,24 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
         self.buffer.as_mut()[0] = ((version & 0x3) << 6) | (u8::from(control) << 5) | (hlen & 0x1f);
     }
 
+    /// Sets the 2-bit version.
+    pub fn set_version(&mut self, v: u8) {
+        let d = self.buffer.as_mut();
+        d[0] = (d[0] & 0x3f) | ((v & 0x3) << 6);
+    }
+
+    /// Sets or clears the control bit.
+    pub fn set_control(&mut self, v: bool) {
+        let d = self.buffer.as_mut();
+        d[0] = (d[0] & !0x20) | (u8::from(v) << 5);
+    }
+
+    /// Sets the extension length in 32-bit words (5 bits).
+    pub fn set_hlen(&mut self, v: u8) {
+        let d = self.buffer.as_mut();
+        d[0] = (d[0] & 0xe0) | (v & 0x1f);
+    }
+
     /// Sets the protocol / control type.
     pub fn set_proto_ctype(&mut self, v: u8) {
         self.buffer.as_mut()[1] = v;
@@ -216,5 +234,13 @@ mod tests {
         assert_eq!(p.version(), 1);
         p.set_first_byte(0, false, 0);
         assert!(p.payload_mut().is_empty());
+        p.set_version(2);
+        p.set_control(true);
+        p.set_hlen(31);
+        assert_eq!((p.version(), p.control(), p.hlen()), (2, true, 31));
+        p.set_version(0);
+        p.set_control(false);
+        p.set_hlen(0);
+        assert_eq!(buf[0], 0);
     }
 }

@@ -499,15 +499,17 @@ impl<'a> Repr<'a> {
             }
     }
 
-    /// Writes the message with its checksum into `packet`, whose buffer must be exactly
-    /// [`buffer_len`](Self::buffer_len) bytes (the checksum covers the whole buffer).
+    /// Writes the message with its checksum into the first
+    /// [`buffer_len`](Self::buffer_len) bytes of `packet`; the checksum covers exactly
+    /// those bytes and anything after them is left untouched.
     ///
     /// # Errors
-    /// [`Error::Truncated`] when the buffer length differs from `buffer_len()`.
+    /// [`Error::Truncated`] when the buffer is shorter than `buffer_len()`.
     pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, packet: &mut Packet<T>) -> Result<()> {
-        if packet.buffer.as_ref().len() != self.buffer_len() {
+        let Some(message) = packet.buffer.as_mut().get_mut(..self.buffer_len()) else {
             return Err(Error::Truncated);
-        }
+        };
+        let mut packet = Packet::new_unchecked(message);
         let (msg, code, rest, body): (Message, u8, [u8; 4], &[u8]) = match *self {
             Self::EchoRequest {
                 ident,

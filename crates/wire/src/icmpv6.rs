@@ -546,20 +546,22 @@ impl<'a> Repr<'a> {
         }
     }
 
-    /// Writes the message with its checksum into `packet`, whose buffer must be exactly
-    /// [`buffer_len`](Self::buffer_len) bytes (the checksum covers the whole buffer).
+    /// Writes the message with its checksum into the first
+    /// [`buffer_len`](Self::buffer_len) bytes of `packet`; the checksum covers exactly
+    /// those bytes and anything after them is left untouched.
     ///
     /// # Errors
-    /// [`Error::Truncated`] when the buffer length differs from `buffer_len()`.
+    /// [`Error::Truncated`] when the buffer is shorter than `buffer_len()`.
     pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(
         &self,
         packet: &mut Packet<T>,
         src: &Ipv6Addr,
         dst: &Ipv6Addr,
     ) -> Result<()> {
-        if packet.buffer.as_ref().len() != self.buffer_len() {
+        let Some(message) = packet.buffer.as_mut().get_mut(..self.buffer_len()) else {
             return Err(Error::Truncated);
-        }
+        };
+        let packet = &mut Packet::new_unchecked(message);
         let echo = |ident: u16, seq: u16| (u32::from(ident) << 16) | u32::from(seq);
         match *self {
             Self::DstUnreachable { code, quoted } => {
@@ -1015,7 +1017,7 @@ mod tests {
             assert_eq!(Repr::parse(&p, &s, &d), Ok(repr));
             assert_eq!(p.mtu(), None);
             assert_eq!(
-                repr.emit(&mut Packet::new_unchecked(&mut buf[..len + 1]), &s, &d),
+                repr.emit(&mut Packet::new_unchecked(&mut buf[..len - 1]), &s, &d),
                 Err(Error::Truncated)
             );
         }

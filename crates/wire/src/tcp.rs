@@ -396,13 +396,13 @@ impl<'a> Repr<'a> {
         self.header_len() + self.payload.len()
     }
 
-    /// Writes the segment (header, options, payload and checksum) into `packet`, whose
-    /// buffer must be exactly [`buffer_len`](Self::buffer_len) bytes long (the checksum
-    /// covers the whole buffer).
+    /// Writes the segment (header, options, payload and checksum) into the first
+    /// [`buffer_len`](Self::buffer_len) bytes of `packet`; the checksum covers exactly
+    /// those bytes and anything after them is left untouched.
     ///
     /// # Errors
     /// * [`Error::Malformed`]: options not a multiple of 4 or longer than 40 bytes;
-    /// * [`Error::Truncated`]: the buffer length differs from `buffer_len()`.
+    /// * [`Error::Truncated`]: the buffer is shorter than `buffer_len()`.
     pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(
         &self,
         packet: &mut Packet<T>,
@@ -413,9 +413,10 @@ impl<'a> Repr<'a> {
         {
             return Err(Error::Malformed);
         }
-        if packet.buffer.as_ref().len() != self.buffer_len() {
+        let Some(segment) = packet.buffer.as_mut().get_mut(..self.buffer_len()) else {
             return Err(Error::Truncated);
-        }
+        };
+        let mut packet = Packet::new_unchecked(segment);
         packet.set_src_port(self.src_port);
         packet.set_dst_port(self.dst_port);
         packet.set_seq_number(self.seq_number);
@@ -617,11 +618,16 @@ mod tests {
     fn emit_errors() {
         let (s, d) = v4();
         let mut repr = syn_repr();
-        let mut buf = [0u8; 41];
+        let mut buf = [0xeeu8; 41];
         assert_eq!(
-            repr.emit(&mut Packet::new_unchecked(&mut buf[..]), &s, &d),
+            repr.emit(&mut Packet::new_unchecked(&mut buf[..39]), &s, &d),
             Err(Error::Truncated)
         );
+        // A longer buffer: the segment goes in front, the rest is untouched.
+        repr.emit(&mut Packet::new_unchecked(&mut buf[..]), &s, &d)
+            .unwrap();
+        assert_eq!(buf[..40], SYN_FRAME[34..]);
+        assert_eq!(buf[40], 0xee);
         repr.options = &SYN_OPTIONS[..3];
         assert_eq!(
             repr.emit(&mut Packet::new_unchecked(&mut buf[..]), &s, &d),
