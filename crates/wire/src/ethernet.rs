@@ -287,13 +287,14 @@ impl Repr {
 
     /// Writes the untagged header into `frame`.
     ///
-    /// # Panics
-    /// If the frame buffer is shorter than [`buffer_len`](Self::buffer_len); use
-    /// [`emit_tagged`](Self::emit_tagged) for a fallible variant.
-    pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, frame: &mut Frame<T>) {
+    /// # Errors
+    /// [`Error::Truncated`] when the frame buffer is shorter than 14 bytes.
+    pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, frame: &mut Frame<T>) -> Result<()> {
+        frame.check_len()?;
         frame.set_src_addr(self.src_addr);
         frame.set_dst_addr(self.dst_addr);
         frame.set_ethertype(self.ethertype);
+        Ok(())
     }
 
     /// Writes the header into `buf`, with an 802.1Q tag (TPID `0x8100`) between the
@@ -416,8 +417,12 @@ mod tests {
         let repr = Repr::parse(&f).unwrap();
         let mut buf = FRAME;
         buf[..14].fill(0);
-        repr.emit(&mut Frame::new_unchecked(&mut buf[..]));
+        repr.emit(&mut Frame::new_unchecked(&mut buf[..])).unwrap();
         assert_eq!(buf, FRAME);
+        assert_eq!(
+            repr.emit(&mut Frame::new_unchecked(&mut buf[..13])),
+            Err(Error::Truncated)
+        );
         assert_eq!(repr.buffer_len(), 14);
     }
 

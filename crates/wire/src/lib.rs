@@ -31,9 +31,9 @@
 //! [`ipv6_upper_layer`]). Once `new_checked` has succeeded, **no getter panics**, whatever
 //! the bytes: every length field has been checked against the buffer. `new_unchecked`
 //! skips the checks; it is meant for emitting into a buffer the caller sized with
-//! `buffer_len`, and its accessors panic when the buffer is too short. Setters never
-//! change length fields behind the caller's back, so a view stays valid as long as the
-//! caller does not shrink `total_len`/`header_len` fields below what it then reads.
+//! `buffer_len`, and its accessors panic when the buffer is too short. Setters write what
+//! they are given: after changing a length field (`set_total_len`, `set_header_len`,
+//! `set_payload_len`, `set_len`) call `check_len` again before relying on the guarantee.
 //! Emitters return [`Result`] and check the buffer size themselves.
 //!
 //! # Layout
