@@ -225,7 +225,8 @@ impl DaemonConfig {
     /// Check a sync-daemon definition.
     ///
     /// # Errors
-    /// [`ErrorCode::Inval`] for a bad interface name, syncid > 255, maxlen outside
+    /// [`ErrorCode::Inval`] for an empty, over-long or NUL-containing interface
+    /// name (whether the interface exists is the daemon's check, `NoDevice`), syncid > 255, maxlen outside
     /// 1..=65507, a non-multicast group, port 0 or TTL 0.
     pub fn validate(&self) -> Result<(), ApiError> {
         let ifn = &self.mcast_ifn;
@@ -233,9 +234,6 @@ impl DaemonConfig {
             return Err(inval(format!(
                 "multicast interface name must be 1..={IFNAME_MAX} bytes without NUL"
             )));
-        }
-        if ifn.contains('/') || ifn.chars().any(char::is_whitespace) {
-            return Err(inval("multicast interface name contains '/' or whitespace"));
         }
         if self.syncid > 255 {
             return Err(inval("syncid must be 0..=255"));
