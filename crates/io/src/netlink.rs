@@ -1,0 +1,1 @@
+//! rtnetlink (in progress).

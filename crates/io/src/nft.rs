@@ -1,0 +1,1 @@
+//! nftables ingress drop (in progress).
