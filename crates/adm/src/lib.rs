@@ -5,7 +5,7 @@
 //!
 //! * [`cli`]: the command line ([`cli::parse`] → [`cli::Command`] or
 //!   [`cli::CliError`] with ipvsadm's message and exit status);
-//! * [`format`]: byte-exact listings, `-S`, connections, timeouts, daemons;
+//! * [`format`](mod@format): byte-exact listings, `-S`, connections, timeouts, daemons;
 //! * [`json`]: the `--json` extension (schema in docs/json-schema.md);
 //! * [`restore`]: `-R` tokenisation;
 //! * [`names`]: `/etc/hosts` and `/etc/services` lookups (never DNS) and the C
