@@ -130,7 +130,7 @@ impl<E: LastUse> Table<E> {
 
     /// One run of the kernel's `ip_vs_lblc(r)_check_expire`.
     fn check_expire(&mut self, now: u64) {
-        if self.counter % COUNT_FOR_FULL_EXPIRATION == 0 {
+        if self.counter.is_multiple_of(COUNT_FOR_FULL_EXPIRATION) {
             // Full pass: drop every entry idle for the expiration time. It visits all
             // 1024 buckets, so the rover ends where it started.
             let exp = self.expiration_ms;
@@ -266,15 +266,14 @@ impl Lblc {
         let id = dests[i].id;
         let room = t.map.len() < t.max_entries;
         match t.map.get_mut(&key) {
-            Some(en) => {
-                if en.dest != id {
-                    // The kernel frees the entry and hashes a new one.
-                    *en = LblcEntry {
-                        dest: id,
-                        lastuse: now_ms,
-                    };
-                }
+            Some(en) if en.dest != id => {
+                // The kernel frees the entry and hashes a new one.
+                *en = LblcEntry {
+                    dest: id,
+                    lastuse: now_ms,
+                };
             }
+            Some(_) => {}
             None if room => {
                 t.map.insert(
                     key,
@@ -370,16 +369,17 @@ impl Lblcr {
             let min = Self::set_min(&en.set, &t.ids, dests);
             // More than one member and not modified for the expiration time: drop
             // the most loaded member (after `min` was chosen, as the kernel does).
-            if en.set.len() > 1 && now_ms > en.lastmod.saturating_add(t.expiration_ms) {
-                if let Some(m) = Self::set_max(&en.set, &t.ids, dests) {
-                    en.set.retain(|&x| x != m);
-                    en.lastmod = now_ms;
-                }
+            if en.set.len() > 1
+                && now_ms > en.lastmod.saturating_add(t.expiration_ms)
+                && let Some(m) = Self::set_max(&en.set, &t.ids, dests)
+            {
+                en.set.retain(|&x| x != m);
+                en.lastmod = now_ms;
             }
-            if let Some(i) = min {
-                if !locality_overloaded(&dests[i], dests) {
-                    return Some(i);
-                }
+            if let Some(i) = min
+                && !locality_overloaded(&dests[i], dests)
+            {
+                return Some(i);
             }
             let i = wlc(dests)?;
             let id = dests[i].id;
