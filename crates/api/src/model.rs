@@ -207,7 +207,9 @@ pub struct ServiceConfig {
     /// Persistence timeout in seconds (1..=2678400 when persistent, else ignored; ≤ 2678400).
     pub timeout_secs: u32,
     /// Persistence granularity: for IPv4 the mask as a host-order u32
-    /// (`255.255.255.0` = `0xFFFF_FF00`, must be contiguous); for IPv6 the prefix length 1..=128.
+    /// (`255.255.255.0` = `0xFFFF_FF00`; must be contiguous when the service is
+    /// persistent, ignored otherwise, as ipvsadm accepts `-M` without `-p`); for
+    /// IPv6 the prefix length 1..=128 (always checked, like the kernel).
     pub netmask: u32,
     /// Persistence engine name (only `sip` exists), ASCII, ≤ 15 bytes.
     #[serde(default)]

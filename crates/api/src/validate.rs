@@ -105,8 +105,10 @@ impl ServiceConfig {
         }
         match self.key.family() {
             Family::V4 => {
+                // Only meaningful (and only checked) for persistent services:
+                // ipvsadm sends any -M value without -p and the kernel ignores it.
                 let m = self.netmask;
-                if m.leading_ones() + m.trailing_zeros() != 32 && m != 0 {
+                if self.is_persistent() && m.leading_ones() + m.trailing_zeros() != 32 {
                     return Err(inval(format!(
                         "IPv4 netmask {} is not contiguous",
                         crate::model::netmask_v4(m)

@@ -511,6 +511,8 @@ fn invalid_fields_are_rejected() {
     assert_eq!(code(&mask(0)), None);
     assert_eq!(code(&mask(0xff00_ff00)), Some(ErrorCode::Inval));
     assert_eq!(code(&mask(0x0000_00ff)), Some(ErrorCode::Inval));
+    // Not persistent: the mask is ignored, as the kernel does.
+    assert_eq!(code(&with(&|s| s.netmask = 0xff00_ff00)), None);
     let v6 = |len: u32| {
         let mut s = ServiceConfig::new(ServiceKey::Fwmark {
             af: Family::V6,

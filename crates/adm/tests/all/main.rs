@@ -1,5 +1,6 @@
 //! rvsadm integration tests (one binary, several modules).
 
+mod binary;
 mod cli;
 mod conformance;
 mod fake;
