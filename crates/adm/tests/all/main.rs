@@ -4,6 +4,7 @@ mod binary;
 mod cli;
 mod conformance;
 mod fake;
+mod fuzz;
 mod golden;
 mod json;
 mod restore;
