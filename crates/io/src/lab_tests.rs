@@ -7,8 +7,10 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
 use crate::MacAddr;
+use crate::neigh::{NeighCache, RouteKind, neigh_dump, proc_net_arp, route_get};
 use crate::netns::{Pair, skip_reason};
-use crate::packet::{PacketOpts, PacketSocket, mac_of};
+use crate::nft::{IngressDrop, Proto, VipPort, nft_unavailable};
+use crate::packet::{PacketOpts, PacketSocket, ifindex, mac_of};
 
 /// Build the pair or print why the test is skipped.
 fn lab(tag: &str) -> Option<Pair> {
@@ -235,4 +237,213 @@ fn send_batch_reports_the_bad_frame() {
     assert_eq!(e.raw_os_error(), None);
     assert!(e.to_string().contains("sendmmsg"), "{e}");
     assert_eq!(sock.send_batch(&[]).expect("nothing to send"), 0);
+}
+
+#[test]
+fn neighbour_cache_resolves_the_peer_v4_and_v6() {
+    let Some(lab) = lab("neigh") else { return };
+    let b_mac = lab
+        .b
+        .run(|| mac_of(Pair::B_IF).expect("mac of veth-b"))
+        .expect("entering ns b");
+    lab.a
+        .run(|| {
+            let idx = ifindex(Pair::A_IF).expect("ifindex");
+            let mut cache = NeighCache::default();
+            for ip in [IpAddr::V4(Pair::B_V4), IpAddr::V6(Pair::B_V6)] {
+                let now = Instant::now();
+                assert_eq!(cache.get(now, idx, ip), None, "nothing cached yet");
+                // Nothing has talked to b yet: the kernel table has no entry.
+                let first = cache.resolve(now, idx, ip).expect("resolve");
+                assert_eq!(first, None, "{ip} unresolved before any probe");
+                let mac = cache
+                    .resolve_wait(idx, ip, Duration::from_secs(5))
+                    .expect("resolve_wait");
+                assert_eq!(mac, Some(b_mac), "{ip} resolves to veth-b's MAC");
+                assert_eq!(cache.get(Instant::now(), idx, ip), Some(b_mac), "cached");
+            }
+            // The kernel's own view agrees (netlink dump and /proc/net/arp).
+            let dump = neigh_dump(None).expect("dump");
+            for ip in [IpAddr::V4(Pair::B_V4), IpAddr::V6(Pair::B_V6)] {
+                assert!(
+                    dump.iter()
+                        .any(|e| e.ip == ip && e.ifindex == idx && e.mac == Some(b_mac)),
+                    "{ip} in {dump:?}"
+                );
+            }
+            let arp = proc_net_arp().expect("/proc/thread-self/net/arp");
+            assert!(
+                arp.iter()
+                    .any(|e| e.ip == Pair::B_V4 && e.mac == b_mac && e.complete()),
+                "{arp:?}"
+            );
+        })
+        .expect("entering ns a");
+}
+
+#[test]
+fn route_lookup_gives_interface_and_next_hop() {
+    let Some(lab) = lab("route") else { return };
+    lab.a
+        .ip(&["route", "add", "198.19.5.0/24", "via", "198.18.0.2"])
+        .expect("route add");
+    lab.a
+        .ip(&[
+            "-6",
+            "route",
+            "add",
+            "2001:db8:5::/64",
+            "via",
+            "2001:db8::2",
+        ])
+        .expect("route add v6");
+    lab.a
+        .run(|| {
+            let idx = ifindex(Pair::A_IF).expect("ifindex");
+            let on_link = IpAddr::V4(Pair::B_V4);
+            let r = route_get(on_link).expect("on-link route");
+            assert_eq!(
+                (r.kind, r.ifindex, r.gateway),
+                (RouteKind::Unicast, idx, None)
+            );
+            assert_eq!(r.next_hop(on_link), on_link);
+            assert_eq!(r.prefsrc, Some(IpAddr::V4(Pair::A_V4)));
+
+            let far: IpAddr = "198.19.5.7".parse().expect("ip");
+            let r = route_get(far).expect("gatewayed route");
+            assert_eq!(r.ifindex, idx);
+            assert_eq!(r.next_hop(far), IpAddr::V4(Pair::B_V4));
+
+            let far6: IpAddr = "2001:db8:5::7".parse().expect("ip");
+            let r = route_get(far6).expect("gatewayed v6 route");
+            assert_eq!((r.ifindex, r.next_hop(far6)), (idx, IpAddr::V6(Pair::B_V6)));
+
+            let local = route_get(IpAddr::V4(Pair::A_V4)).expect("local route");
+            assert_eq!(local.kind, RouteKind::Local);
+
+            // No default route in the namespace.
+            let e = route_get("198.19.200.1".parse().expect("ip")).expect_err("unroutable");
+            assert_eq!(e.kind(), std::io::ErrorKind::NetworkUnreachable, "{e}");
+            assert!(e.to_string().contains("RTM_GETROUTE"), "{e}");
+        })
+        .expect("entering ns a");
+}
+
+#[test]
+fn ingress_drop_hides_service_traffic_from_the_stack_not_from_the_packet_socket() {
+    let Some(lab) = lab("nft") else { return };
+    if let Some(why) = nft_unavailable() {
+        eprintln!("skipped: {why}");
+        return;
+    }
+    const PORT: u16 = 40003;
+    const N: usize = 4;
+    let svc = [VipPort::new(Proto::Udp, IpAddr::V4(Pair::A_V4), PORT)];
+    let (guard, local, mut sock) = lab
+        .a
+        .run(|| {
+            let g = IngressDrop::apply("rvs_test", &[Pair::A_IF], &svc).expect("nft apply");
+            let u = UdpSocket::bind((Pair::A_V4, PORT)).expect("bind in a");
+            u.set_read_timeout(Some(Duration::from_millis(100)))
+                .expect("timeout");
+            let s = PacketSocket::open(Pair::A_IF, &PacketOpts::default()).expect("open");
+            (g, u, s)
+        })
+        .expect("entering ns a");
+    let listed = lab.a.exec("nft", &["list", "tables"]).expect("nft list");
+    assert!(
+        String::from_utf8_lossy(&listed.stdout).contains("table netdev rvs_test"),
+        "table installed in ns a"
+    );
+
+    let send = |tag: &str| {
+        lab.b
+            .run(|| {
+                let u = UdpSocket::bind((Pair::B_V4, 0)).expect("bind in b");
+                for i in 0..N {
+                    u.send_to(format!("{tag}-{i}").as_bytes(), (Pair::A_V4, PORT))
+                        .expect("send");
+                }
+            })
+            .expect("entering ns b");
+    };
+    send("dropped");
+    // The packet socket sees all of them...
+    let mut seen = 0;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while seen < N && Instant::now() < deadline {
+        sock.recv_batch(Duration::from_millis(50), |f, _| {
+            if parse_udp4(f).is_some_and(|(_, _, _, dp, _)| dp == PORT) {
+                seen += 1;
+            }
+        })
+        .expect("recv_batch");
+    }
+    assert_eq!(seen, N, "the packet socket got its copies");
+    // ...the host stack none.
+    let mut buf = [0u8; 64];
+    assert!(
+        local.recv_from(&mut buf).is_err(),
+        "the stack must not see dropped traffic"
+    );
+
+    // Dropped from this (host-namespace) thread: the table goes from ns a.
+    drop(guard);
+    let listed = lab.a.exec("nft", &["list", "tables"]).expect("nft list");
+    assert!(
+        !String::from_utf8_lossy(&listed.stdout).contains("rvs_test"),
+        "table removed from ns a"
+    );
+    send("passed");
+    let mut got = 0;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while got < N && Instant::now() < deadline {
+        if let Ok((n, _)) = local.recv_from(&mut buf) {
+            assert!(buf[..n].starts_with(b"passed-"));
+            got += 1;
+        }
+    }
+    assert_eq!(got, N, "without the table the stack receives again");
+}
+
+#[test]
+fn both_probe_methods_make_the_kernel_resolve() {
+    let Some(lab) = lab("probe") else { return };
+    let b_mac = lab
+        .b
+        .run(|| mac_of(Pair::B_IF).expect("mac of veth-b"))
+        .expect("entering ns b");
+    lab.a
+        .run(|| {
+            use crate::neigh::tests::{probe_ntf_use, probe_udp};
+            let idx = ifindex(Pair::A_IF).expect("ifindex");
+            let wait_for = |ip: IpAddr| {
+                let deadline = Instant::now() + Duration::from_secs(5);
+                loop {
+                    let d = neigh_dump(None).expect("dump");
+                    if let Some(e) = d.iter().find(|e| e.ip == ip && e.usable()) {
+                        return e.mac;
+                    }
+                    if Instant::now() > deadline {
+                        return None;
+                    }
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+            };
+            probe_ntf_use(idx, IpAddr::V4(Pair::B_V4)).expect("NTF_USE accepted");
+            assert_eq!(wait_for(IpAddr::V4(Pair::B_V4)), Some(b_mac), "via NTF_USE");
+            probe_udp(idx, IpAddr::V6(Pair::B_V6)).expect("udp probe sent");
+            assert_eq!(
+                wait_for(IpAddr::V6(Pair::B_V6)),
+                Some(b_mac),
+                "via UDP probe"
+            );
+            // An address nobody has: an entry appears, unresolved.
+            let ghost: IpAddr = "198.18.0.77".parse().expect("ip");
+            probe_ntf_use(idx, ghost).expect("NTF_USE accepted");
+            let d = neigh_dump(None).expect("dump");
+            let e = d.iter().find(|e| e.ip == ghost).expect("entry created");
+            assert!(!e.usable(), "{e:?}");
+        })
+        .expect("entering ns a");
 }

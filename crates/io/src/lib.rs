@@ -63,7 +63,6 @@ pub(crate) fn syscall(ret: libc::c_int) -> io::Result<libc::c_int> {
 }
 
 /// Same as [`syscall`] for the calls that return `ssize_t`.
-#[allow(dead_code, reason = "used by the netlink module, in progress")]
 pub(crate) fn syscall_size(ret: libc::ssize_t) -> io::Result<usize> {
     usize::try_from(ret).map_err(|_| io::Error::last_os_error())
 }

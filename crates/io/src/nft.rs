@@ -1,1 +1,372 @@
-//! nftables ingress drop (in progress).
+//! Keep the host stack away from virtual-service traffic: nftables `netdev ingress` drops.
+//!
+//! An AF_PACKET socket receives a copy of every frame; the original still goes up the
+//! kernel's stack. For a virtual service the host would then answer too: a TCP RST or an
+//! ICMP port unreachable when nothing listens locally, or a local delivery when the VIP is
+//! also a local address (which it usually is, so that the host answers ARP/ND for it). The
+//! daemon therefore installs, for the interfaces it serves, an nftables table of family
+//! `netdev` whose `ingress` chains drop exactly the virtual-service traffic. The kernel
+//! hands frames to packet sockets before the ingress hook, so the daemon still sees them;
+//! everything else (ARP, ND, management traffic, health-check answers from real servers
+//! addressed to the host) passes.
+//!
+//! [`ingress_drop_ruleset`] renders the ruleset, [`IngressDrop`] applies it with
+//! `nft -f -` (one atomic transaction that also replaces an older copy of the table) and
+//! deletes the table on drop, in the network namespace it was applied in.
+//!
+//! Limits: a rule with a port matches only unfragmented packets and first fragments (later
+//! fragments carry no port), so later fragments reach the host stack, which drops them when
+//! reassembly times out. Services selected by firewall mark cannot be matched here (marks
+//! are set later in the path); the daemon handles those by VIP alone with port 0.
+
+use std::fmt::Write as _;
+use std::io::{self, Write as _};
+use std::net::IpAddr;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::invalid;
+use crate::netns::NetNsHandle;
+
+/// How long `nft` may run before it is killed.
+const NFT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Transport protocol of a virtual service.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Proto {
+    /// TCP.
+    Tcp,
+    /// UDP.
+    Udp,
+    /// SCTP.
+    Sctp,
+}
+
+impl Proto {
+    /// The nft keyword.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Tcp => "tcp",
+            Self::Udp => "udp",
+            Self::Sctp => "sctp",
+        }
+    }
+}
+
+/// Traffic of one virtual service to drop: protocol, VIP and port (0 = every port, as for
+/// an IPVS persistent-port-zero service). The family is the VIP's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct VipPort {
+    /// Protocol.
+    pub proto: Proto,
+    /// Virtual IP address.
+    pub vip: IpAddr,
+    /// Destination port; 0 for all ports.
+    pub port: u16,
+}
+
+impl VipPort {
+    /// A service entry.
+    pub const fn new(proto: Proto, vip: IpAddr, port: u16) -> Self {
+        Self { proto, vip, port }
+    }
+
+    /// `"ip"` or `"ip6"`, the nft family keyword of the VIP.
+    pub fn family(&self) -> &'static str {
+        if self.vip.is_ipv4() { "ip" } else { "ip6" }
+    }
+
+    fn rule(&self) -> String {
+        let (fam, p) = (self.family(), self.proto.as_str());
+        if self.port == 0 {
+            format!("{fam} daddr {} meta l4proto {p} drop", self.vip)
+        } else {
+            format!("{fam} daddr {} {p} dport {} drop", self.vip, self.port)
+        }
+    }
+}
+
+fn check_table(table: &str) -> io::Result<()> {
+    let ok = table.len() <= 64
+        && table
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic())
+        && table.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(invalid(format!(
+            "invalid nftables table name {table:?} (letters, digits, '_'; a letter first)"
+        )))
+    }
+}
+
+fn check_device(dev: &str) -> io::Result<()> {
+    let ok = !dev.is_empty()
+        && dev.len() < libc::IFNAMSIZ
+        && dev
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':' | '@'));
+    if ok {
+        Ok(())
+    } else {
+        Err(invalid(format!("invalid interface name {dev:?}")))
+    }
+}
+
+/// Render the nft script that (re)creates table `netdev <table>` with one `ingress` chain
+/// per device (priority -500, before any other ingress chain; policy accept) and one drop
+/// rule per service. The script first creates and deletes the table, so applying it
+/// replaces any older version in the same transaction. Services are written in the order
+/// given, duplicates removed.
+///
+/// # Errors
+///
+/// `InvalidInput` for a table name that is not an nft identifier, a device name that
+/// cannot be an interface name, or no device.
+pub fn ingress_drop_ruleset(
+    table: &str,
+    devices: &[&str],
+    services: &[VipPort],
+) -> io::Result<String> {
+    check_table(table)?;
+    if devices.is_empty() {
+        return Err(invalid(
+            "at least one device is needed for a netdev ingress chain",
+        ));
+    }
+    for d in devices {
+        check_device(d)?;
+    }
+    let mut rules: Vec<String> = Vec::with_capacity(services.len());
+    for s in services {
+        let r = s.rule();
+        if !rules.contains(&r) {
+            rules.push(r);
+        }
+    }
+    let mut out = String::new();
+    // Writing to a String cannot fail; the results are ignored on purpose.
+    let _ = writeln!(out, "table netdev {table}");
+    let _ = writeln!(out, "delete table netdev {table}");
+    let _ = writeln!(out, "table netdev {table} {{");
+    for (i, d) in devices.iter().enumerate() {
+        let _ = writeln!(out, "\tchain ingress_{i} {{");
+        let _ = writeln!(
+            out,
+            "\t\ttype filter hook ingress device \"{d}\" priority -500; policy accept;"
+        );
+        for r in &rules {
+            let _ = writeln!(out, "\t\t{r}");
+        }
+        let _ = writeln!(out, "\t}}");
+    }
+    let _ = writeln!(out, "}}");
+    Ok(out)
+}
+
+/// Why nft-based code cannot run here (`nft` missing), or `None`.
+pub fn nft_unavailable() -> Option<String> {
+    match Command::new("nft")
+        .arg("--version")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+    {
+        Ok(s) if s.success() => None,
+        Ok(s) => Some(format!("nft --version failed ({s})")),
+        Err(e) => Some(format!("nft(8) is not installed: {e}")),
+    }
+}
+
+/// Run `nft -f -` with `script` on stdin, in the calling thread's network namespace,
+/// killing it after 10 s.
+///
+/// # Errors
+///
+/// When `nft` cannot be started, fails (its stderr is in the error) or times out.
+pub fn run_nft_script(script: &str) -> io::Result<()> {
+    let mut child = Command::new("nft")
+        .args(["-f", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| io::Error::new(e.kind(), format!("starting nft: {e}")))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        let w = stdin.write_all(script.as_bytes());
+        drop(stdin);
+        if let Err(e) = w {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(io::Error::new(e.kind(), format!("writing to nft: {e}")));
+        }
+    }
+    let deadline = Instant::now() + NFT_TIMEOUT;
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => {
+                let mut err = String::new();
+                if let Some(mut s) = child.stderr.take() {
+                    let _ = io::Read::read_to_string(&mut s, &mut err);
+                }
+                return if status.success() {
+                    Ok(())
+                } else {
+                    Err(io::Error::other(format!(
+                        "nft -f - failed ({status}): {}",
+                        err.trim()
+                    )))
+                };
+            }
+            Ok(None) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Ok(None) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "nft -f - did not finish in 10 s",
+                ));
+            }
+            Err(e) => return Err(io::Error::new(e.kind(), format!("waiting for nft: {e}"))),
+        }
+    }
+}
+
+/// An installed ingress-drop table, deleted on drop (in the namespace it was installed in,
+/// whichever thread drops it).
+#[derive(Debug)]
+pub struct IngressDrop {
+    table: String,
+    ns: NetNsHandle,
+    installed: bool,
+}
+
+impl IngressDrop {
+    /// Install (or replace) table `netdev <table>` in the calling thread's network
+    /// namespace; see [`ingress_drop_ruleset`].
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` from [`ingress_drop_ruleset`], or `nft`'s failure.
+    pub fn apply(table: &str, devices: &[&str], services: &[VipPort]) -> io::Result<Self> {
+        let script = ingress_drop_ruleset(table, devices, services)?;
+        let ns = NetNsHandle::current()?;
+        run_nft_script(&script)?;
+        Ok(Self {
+            table: table.to_owned(),
+            ns,
+            installed: true,
+        })
+    }
+
+    /// Replace the rules (atomically) with a new device and service list.
+    ///
+    /// # Errors
+    ///
+    /// As [`IngressDrop::apply`]; the old rules stay when this fails.
+    pub fn update(&mut self, devices: &[&str], services: &[VipPort]) -> io::Result<()> {
+        let script = ingress_drop_ruleset(&self.table, devices, services)?;
+        self.ns.run_in(|| run_nft_script(&script))??;
+        self.installed = true;
+        Ok(())
+    }
+
+    /// The table's name.
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// Delete the table now and report the outcome (drop does the same silently).
+    ///
+    /// # Errors
+    ///
+    /// When `nft` fails (the table is then considered gone anyway).
+    pub fn remove(mut self) -> io::Result<()> {
+        self.delete()
+    }
+
+    fn delete(&mut self) -> io::Result<()> {
+        if !std::mem::replace(&mut self.installed, false) {
+            return Ok(());
+        }
+        // Create-then-delete so that a table removed behind our back is not an error.
+        let script = format!(
+            "table netdev {t}\ndelete table netdev {t}\n",
+            t = self.table
+        );
+        self.ns.run_in(|| run_nft_script(&script))?
+    }
+}
+
+impl Drop for IngressDrop {
+    fn drop(&mut self) {
+        if let Err(e) = self.delete() {
+            eprintln!("rvs-io: removing nftables table netdev {}: {e}", self.table);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_the_ruleset() {
+        let s = [
+            VipPort::new(Proto::Tcp, "198.18.0.10".parse().expect("ip"), 80),
+            VipPort::new(Proto::Udp, "2001:db8::10".parse().expect("ip"), 53),
+            VipPort::new(Proto::Sctp, "198.18.0.11".parse().expect("ip"), 0),
+            VipPort::new(Proto::Tcp, "198.18.0.10".parse().expect("ip"), 80),
+        ];
+        let text = ingress_drop_ruleset("rvs", &["eth0", "veth-a"], &s).expect("valid");
+        let expected = "\
+table netdev rvs
+delete table netdev rvs
+table netdev rvs {
+\tchain ingress_0 {
+\t\ttype filter hook ingress device \"eth0\" priority -500; policy accept;
+\t\tip daddr 198.18.0.10 tcp dport 80 drop
+\t\tip6 daddr 2001:db8::10 udp dport 53 drop
+\t\tip daddr 198.18.0.11 meta l4proto sctp drop
+\t}
+\tchain ingress_1 {
+\t\ttype filter hook ingress device \"veth-a\" priority -500; policy accept;
+\t\tip daddr 198.18.0.10 tcp dport 80 drop
+\t\tip6 daddr 2001:db8::10 udp dport 53 drop
+\t\tip daddr 198.18.0.11 meta l4proto sctp drop
+\t}
+}
+";
+        assert_eq!(text, expected);
+    }
+
+    #[test]
+    fn renders_an_empty_service_list() {
+        let text = ingress_drop_ruleset("rvs_x", &["lo"], &[]).expect("valid");
+        assert!(text.contains("chain ingress_0 {"));
+        assert!(!text.contains("drop\n"), "{text}");
+    }
+
+    #[test]
+    fn rejects_what_could_inject_text() {
+        let s = [];
+        for t in ["", "1abc", "a b", "a;b", "a\nb", "rvs}"] {
+            assert!(
+                ingress_drop_ruleset(t, &["eth0"], &s).is_err(),
+                "table {t:?}"
+            );
+        }
+        for d in ["", "eth0\"", "a b", "a\n", "0123456789abcdef", "x;y", "a/b"] {
+            assert!(
+                ingress_drop_ruleset("rvs", &[d], &s).is_err(),
+                "device {d:?}"
+            );
+        }
+        assert!(ingress_drop_ruleset("rvs", &[], &s).is_err(), "no device");
+    }
+}
