@@ -37,4 +37,16 @@ if cargo tree -p rvs-core -e normal --prefix none | grep -E '^(libc|tokio|mio) '
   echo "rvs-core must not depend on libc/tokio/mio" >&2
   exit 1
 fi
+echo "== fuzz targets, ${FUZZ_SECONDS:-15} s each"
+if ! command -v cargo-fuzz >/dev/null 2>&1; then
+  cargo install cargo-fuzz --locked -q
+fi
+( cd fuzz
+  # cargo-fuzz needs unstable compiler flags; only a stable toolchain is guaranteed here
+  export RUSTC_BOOTSTRAP=1
+  cargo fuzz build -O
+  for t in wire_parsers core_process api_decode; do
+    mkdir -p "corpus/$t"
+    cargo fuzz run -O "$t" -- -max_total_time="${FUZZ_SECONDS:-15}" -rss_limit_mb=2048 2>&1 | tail -n 2
+  done )
 echo "== all tests passed"
