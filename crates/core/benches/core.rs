@@ -77,7 +77,8 @@ fn established(c: &mut Criterion) {
         let mut lb = balancer(method, SchedKind::Rr, 10, n + 1024);
         fill(&mut lb, n);
         // a working set of flows spread over the whole table
-        let sample: Vec<Vec<u8>> = (0..4096).map(|k| frame((k * 7919) % n, flags::ACK)).collect();
+        let ws: usize = std::env::var("RVS_BENCH_FLOWS").ok().and_then(|v| v.parse().ok()).unwrap_or(4096);
+        let sample: Vec<Vec<u8>> = (0..4096).map(|k| frame(((k % ws) * 7919) % n, flags::ACK)).collect();
         let mut buf = vec![0u8; 256];
         let mut k = 0usize;
         g.bench_function(format!("{method:?}/{n}conns"), |b| {
