@@ -1,7 +1,8 @@
 //! rvs-io: the only crate of rvs that talks to the kernel below the standard library.
 //!
 //! Every `unsafe` block of the project is here, each with a `// SAFETY:` comment, and every
-//! syscall goes through [`syscall`] so a negative return becomes an [`std::io::Error`].
+//! syscall goes through the crate-private `syscall()` helper so a negative return becomes
+//! an [`std::io::Error`].
 //! Errors name the operation and the object (interface, address) they failed on: they are
 //! `io::Error`s whose inner error is an [`OsError`] (reach it with `get_ref()` and
 //! `downcast_ref`), so the `ErrorKind` of the original errno is kept.

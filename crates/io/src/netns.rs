@@ -8,7 +8,7 @@
 //!
 //! Test namespaces are named `rvs-<pid>-<n>-<tag>`, live in `/run/netns` (so `ip netns`
 //! sees them) and are deleted on drop, also when a test panics; namespaces left behind by
-//! a killed test process (its pid gone) are reaped by the next [`Pair::new`]. Interfaces are
+//! a killed test process (its pid gone) are reaped by the next `Pair::new`. Interfaces are
 //! created directly inside their namespace (`ip -n NS link add ... netns PEER`), so the
 //! host's own namespace never holds, even briefly, anything a test made.
 
@@ -284,6 +284,8 @@ mod lab {
     }
 
     /// Delete `rvs-<pid>-*` namespaces whose process is gone (left by a killed test run).
+    /// Only namespaces older than ten minutes are considered, so that one made by a process
+    /// this one cannot see (another pid namespace) is not taken while in use.
     pub fn reap_stale() {
         let Ok(dir) = std::fs::read_dir("/run/netns") else {
             return;
@@ -297,7 +299,13 @@ mod lab {
             else {
                 continue;
             };
-            if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            let old = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age > std::time::Duration::from_secs(600));
+            if old && !std::path::Path::new(&format!("/proc/{pid}")).exists() {
                 let _ = Command::new("ip").args(["netns", "del", &name]).output();
             }
         }

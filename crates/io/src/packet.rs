@@ -106,6 +106,7 @@ pub struct PacketOpts {
     pub frame_size: u32,
     /// How long the kernel may keep a partly filled block before handing it over, in
     /// milliseconds (default 2). The latency floor at low rates; higher values batch more.
+    /// 0 lets the kernel derive one from the link speed (8 ms or more).
     pub block_timeout_ms: u32,
     /// Transmit straight to the driver, bypassing the qdisc (`PACKET_QDISC_BYPASS`, default
     /// off). Faster, but frames then skip traffic shaping and are not seen by other packet
