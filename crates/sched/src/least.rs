@@ -27,18 +27,16 @@ fn weighted_least(dests: &[DestState], oh: impl Fn(&DestState) -> i64) -> Option
     let mut least = first;
     let mut loh = oh(&dests[first]);
     let mut lw = i64::from(dests[first].weight);
+    // Written as selects rather than branches: which dest wins depends on the load
+    // pattern, so a data-dependent branch mispredicts.
     for (i, d) in dests.iter().enumerate().skip(first + 1) {
-        if d.overloaded {
-            continue;
-        }
         let doh = oh(d);
         let dw = i64::from(d.weight);
         // Products fit in i64: overhead < 2^41, weight < 2^31.
-        if loh * dw > doh * lw {
-            least = i;
-            loh = doh;
-            lw = dw;
-        }
+        let better = !d.overloaded & (loh * dw > doh * lw);
+        least = if better { i } else { least };
+        loh = if better { doh } else { loh };
+        lw = if better { dw } else { lw };
     }
     Some(least)
 }
