@@ -9,7 +9,10 @@ use std::net::Ipv4Addr;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use rvs_core::time::Instant;
-use rvs_core::{Action, Balancer, Config, DestConfig, ForwardMethod, FrameBuf, Protocol, RxMeta, ServiceConfig, ServiceKey};
+use rvs_core::{
+    Action, Balancer, Config, DestConfig, ForwardMethod, FrameBuf, Protocol, RxMeta, ServiceConfig,
+    ServiceKey,
+};
 use rvs_sched::{SchedFlags, SchedKind};
 use rvs_testkit::{PacketSpec, flags};
 
@@ -17,11 +20,18 @@ const HEADROOM: usize = 128;
 const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 100);
 
 fn conns() -> usize {
-    std::env::var("RVS_BENCH_CONNS").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000)
+    std::env::var("RVS_BENCH_CONNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000)
 }
 
 fn key() -> ServiceKey {
-    ServiceKey::Addr { proto: Protocol::Tcp, addr: VIP.into(), port: 80 }
+    ServiceKey::Addr {
+        proto: Protocol::Tcp,
+        addr: VIP.into(),
+        port: 80,
+    }
 }
 
 fn balancer(method: ForwardMethod, sched: SchedKind, ndests: u32, capacity: usize) -> Balancer {
@@ -33,7 +43,13 @@ fn balancer(method: ForwardMethod, sched: SchedKind, ndests: u32, capacity: usiz
     let mut lb = Balancer::new(cfg, Instant::ZERO);
     lb.reserve_connections(capacity);
     lb.add_service(
-        ServiceConfig { key: key(), scheduler: sched, sched_flags: SchedFlags::NONE, persistence: None, one_packet: false },
+        ServiceConfig {
+            key: key(),
+            scheduler: sched,
+            sched_flags: SchedFlags::NONE,
+            persistence: None,
+            one_packet: false,
+        },
         Instant::ZERO,
     )
     .unwrap();
@@ -54,7 +70,9 @@ fn client(i: usize) -> (String, u16) {
 /// 64-byte frames: Ethernet 14 + IPv4 20 + TCP 20 + 10 bytes payload.
 fn frame(i: usize, f: u8) -> Vec<u8> {
     let (h, p) = client(i);
-    PacketSpec::tcp(&h, p, "198.18.0.100", 80, f).payload(&[0u8; 10]).build()
+    PacketSpec::tcp(&h, p, "198.18.0.100", 80, f)
+        .payload(&[0u8; 10])
+        .build()
 }
 
 fn fill(lb: &mut Balancer, n: usize) {
@@ -62,7 +80,11 @@ fn fill(lb: &mut Balancer, n: usize) {
     for i in 0..n {
         let f = frame(i, flags::SYN);
         buf[HEADROOM..HEADROOM + f.len()].copy_from_slice(&f);
-        let mut fb = FrameBuf { buf: &mut buf, offset: HEADROOM, len: f.len() };
+        let mut fb = FrameBuf {
+            buf: &mut buf,
+            offset: HEADROOM,
+            len: f.len(),
+        };
         let a = lb.process(Instant::from_secs(1), RxMeta::default(), &mut fb);
         assert!(matches!(a, Action::Forward(_)), "{a:?}");
     }
@@ -73,12 +95,21 @@ fn established(c: &mut Criterion) {
     let mut g = c.benchmark_group("established");
     g.throughput(Throughput::Elements(1));
     g.sample_size(20);
-    for method in [ForwardMethod::DirectRoute, ForwardMethod::Masq, ForwardMethod::Tunnel] {
+    for method in [
+        ForwardMethod::DirectRoute,
+        ForwardMethod::Masq,
+        ForwardMethod::Tunnel,
+    ] {
         let mut lb = balancer(method, SchedKind::Rr, 10, n + 1024);
         fill(&mut lb, n);
         // a working set of flows spread over the whole table
-        let ws: usize = std::env::var("RVS_BENCH_FLOWS").ok().and_then(|v| v.parse().ok()).unwrap_or(4096);
-        let sample: Vec<Vec<u8>> = (0..4096).map(|k| frame(((k % ws) * 7919) % n, flags::ACK)).collect();
+        let ws: usize = std::env::var("RVS_BENCH_FLOWS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(4096);
+        let sample: Vec<Vec<u8>> = (0..4096)
+            .map(|k| frame(((k % ws) * 7919) % n, flags::ACK))
+            .collect();
         let mut buf = vec![0u8; 256];
         let mut k = 0usize;
         g.bench_function(format!("{method:?}/{n}conns"), |b| {
@@ -86,7 +117,11 @@ fn established(c: &mut Criterion) {
                 let f = &sample[k & 4095];
                 k = k.wrapping_add(1);
                 buf[HEADROOM..HEADROOM + f.len()].copy_from_slice(f);
-                let mut fb = FrameBuf { buf: &mut buf, offset: HEADROOM, len: f.len() };
+                let mut fb = FrameBuf {
+                    buf: &mut buf,
+                    offset: HEADROOM,
+                    len: f.len(),
+                };
                 black_box(lb.process(Instant::from_secs(2), RxMeta::default(), &mut fb))
             })
         });
@@ -121,7 +156,11 @@ fn new_connections(c: &mut Criterion) {
                 let f = &frames[k & 0xffff];
                 k = k.wrapping_add(1);
                 buf[HEADROOM..HEADROOM + f.len()].copy_from_slice(f);
-                let mut fb = FrameBuf { buf: &mut buf, offset: HEADROOM, len: f.len() };
+                let mut fb = FrameBuf {
+                    buf: &mut buf,
+                    offset: HEADROOM,
+                    len: f.len(),
+                };
                 black_box(lb.process(Instant::from_secs(t), RxMeta::default(), &mut fb))
             })
         });

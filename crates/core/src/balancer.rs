@@ -525,14 +525,14 @@ impl Balancer {
     pub(crate) fn release(&mut self, idx: u32) {
         let c = self.conns.remove(idx);
         self.unbind_dest(&c);
-        if c.controller != NONE {
-            if let Some(t) = self.conns.resolve(Slot {
+        if c.controller != NONE
+            && let Some(t) = self.conns.resolve(Slot {
                 idx: c.controller,
                 generation: c.controller_gen,
-            }) {
-                let tc = self.conns.get_mut(t);
-                tc.n_controlled = tc.n_controlled.saturating_sub(1);
-            }
+            })
+        {
+            let tc = self.conns.get_mut(t);
+            tc.n_controlled = tc.n_controlled.saturating_sub(1);
         }
     }
 
@@ -655,10 +655,10 @@ impl Balancer {
 
     /// Service for a packet: fwmark first, then exact address:port, then port 0.
     fn lookup_service(&self, mark: u32, p: &Parsed) -> Option<u32> {
-        if mark != 0 {
-            if let Some(&s) = self.services.by_mark.get(&(p.v6, mark)) {
-                return Some(s);
-            }
+        if mark != 0
+            && let Some(&s) = self.services.by_mark.get(&(p.v6, mark))
+        {
+            return Some(s);
         }
         let by = &self.services.by_addr;
         by.get(&(p.v6, p.proto, p.dst, p.dport))
@@ -812,7 +812,7 @@ impl Balancer {
             vport: p.dport,
             dport,
             proto: p.proto,
-            af: u8::from(p.v6) * AF_V6 | u8::from(dest_v6) * AF_DEST_V6,
+            af: (u8::from(p.v6) * AF_V6) | (u8::from(dest_v6) * AF_DEST_V6),
             state: 0,
             method: method as u8,
             flags,
@@ -935,7 +935,7 @@ impl Balancer {
             vport,
             dport,
             proto,
-            af: u8::from(p.v6) * AF_V6 | u8::from(d.cfg.addr.is_ipv6()) * AF_DEST_V6,
+            af: (u8::from(p.v6) * AF_V6) | (u8::from(d.cfg.addr.is_ipv6()) * AF_DEST_V6),
             method: d.cfg.method as u8,
             flags: F_TEMPLATE,
             dest,
@@ -1078,13 +1078,14 @@ impl Balancer {
         if half_open {
             self.conns.note_half_open(idx);
         }
-        if established && controller.0 != NONE {
-            if let Some(t) = self.conns.resolve(Slot {
+        if established
+            && controller.0 != NONE
+            && let Some(t) = self.conns.resolve(Slot {
                 idx: controller.0,
                 generation: controller.1,
-            }) {
-                self.conns.get_mut(t).flags |= F_ASSURED;
-            }
+            })
+        {
+            self.conns.get_mut(t).flags |= F_ASSURED;
         }
         self.conns.set_expires(idx, (now + timeout).millis());
     }

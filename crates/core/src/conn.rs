@@ -113,6 +113,10 @@ pub(crate) struct OutKey {
 }
 
 #[inline(always)]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "a flat key keeps the hot path free of temporaries"
+)]
 fn key_hash(
     seed: u64,
     af: u8,

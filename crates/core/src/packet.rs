@@ -145,12 +145,9 @@ fn parse_l4(frame: &[u8], p: &mut Parsed) {
         return;
     }
     let end = p.l3 + p.ip_len;
-    let l4 = match frame.get(p.l4..end) {
-        Some(s) => s,
-        None => {
-            p.has_l4 = false;
-            return;
-        }
+    let Some(l4) = frame.get(p.l4..end) else {
+        p.has_l4 = false;
+        return;
     };
     let need = match p.proto {
         6 => 20,

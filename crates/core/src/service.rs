@@ -294,10 +294,10 @@ fn validate_service(cfg: &ServiceConfig) -> Result<(), ControlError> {
             return Err(ControlError::Invalid("non-contiguous netmask"));
         }
     }
-    if let ServiceKey::Addr { addr, .. } = cfg.key {
-        if addr.is_unspecified() || addr.is_multicast() {
-            return Err(ControlError::Invalid("virtual address not unicast"));
-        }
+    if let ServiceKey::Addr { addr, .. } = cfg.key
+        && (addr.is_unspecified() || addr.is_multicast())
+    {
+        return Err(ControlError::Invalid("virtual address not unicast"));
     }
     Ok(())
 }
@@ -315,10 +315,10 @@ fn validate_dest(svc: &ServiceConfig, d: &DestConfig) -> Result<(), ControlError
     if d.addr.is_unspecified() || d.addr.is_multicast() {
         return Err(ControlError::Invalid("real server address not unicast"));
     }
-    if let IpAddr::V4(a) = d.addr {
-        if a.is_broadcast() {
-            return Err(ControlError::Invalid("real server address not unicast"));
-        }
+    if let IpAddr::V4(a) = d.addr
+        && a.is_broadcast()
+    {
+        return Err(ControlError::Invalid("real server address not unicast"));
     }
     if let TunnelType::Gue { port: 0 } = d.tunnel {
         return Err(ControlError::Invalid("GUE needs a port"));

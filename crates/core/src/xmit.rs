@@ -176,10 +176,10 @@ pub(crate) fn transmit_in(lb: &mut Balancer, idx: u32, p: &Parsed, f: &mut Frame
 }
 
 fn too_big(lb: &mut Balancer, p: &Parsed, f: &mut FrameBuf<'_>, mtu: usize) -> Action {
-    if p.v6 || (p.df && lb.cfg.pmtu_disc) {
-        if let Some(e) = crate::icmp::frag_needed(lb, p, f, mtu) {
-            return Action::Reply(e);
-        }
+    if (p.v6 || (p.df && lb.cfg.pmtu_disc))
+        && let Some(e) = crate::icmp::frag_needed(lb, p, f, mtu)
+    {
+        return Action::Reply(e);
     }
     Action::Drop(DropReason::TooBig)
 }

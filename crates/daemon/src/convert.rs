@@ -61,16 +61,16 @@ pub(crate) fn key_to_api(k: &core::ServiceKey) -> api::ServiceKey {
 /// Service settings; unknown schedulers and persistence engines are `SchedNotFound`.
 pub(crate) fn service_to_core(
     s: &api::ServiceConfig,
-) -> Result<core::ServiceConfig, api::Response> {
+) -> Result<core::ServiceConfig, (api::ErrorCode, String)> {
     let scheduler: SchedKind = s.scheduler.parse().map_err(|_| {
-        err(
+        (
             api::ErrorCode::SchedNotFound,
             format!("scheduler {} not found", s.scheduler),
         )
     })?;
     if let Some(pe) = &s.pe {
         // rvs implements no persistence engine (the kernel has only `sip`)
-        return Err(err(
+        return Err((
             api::ErrorCode::SchedNotFound,
             format!("persistence engine {pe} not available"),
         ));

@@ -153,14 +153,12 @@ impl Engine {
             }
             other => self.apply(other),
         };
-        if mutation {
-            if let Err(e) = self.save() {
-                tracing::error!(error = %e, "cannot save configuration");
-                return err(
-                    api::ErrorCode::Internal,
-                    format!("applied, but saving the configuration failed: {e}"),
-                );
-            }
+        if mutation && let Err(e) = self.save() {
+            tracing::error!(error = %e, "cannot save configuration");
+            return err(
+                api::ErrorCode::Internal,
+                format!("applied, but saving the configuration failed: {e}"),
+            );
         }
         resp
     }
@@ -175,22 +173,22 @@ impl Engine {
         match req {
             api::Request::AddService(s) => match service_to_core(&s) {
                 Ok(c) => done(lb.add_service(c, now)),
-                Err(r) => {
+                Err((code, msg)) => {
                     // ipvsadm reports an existing service before a bad scheduler
                     if lb.service(&key_to_core(&s.key)).is_some() {
                         err(api::ErrorCode::Exists, "service already exists")
                     } else {
-                        r
+                        err(code, msg)
                     }
                 }
             },
             api::Request::EditService(s) => match service_to_core(&s) {
                 Ok(c) => done(lb.edit_service(c)),
-                Err(r) => {
+                Err((code, msg)) => {
                     if lb.service(&key_to_core(&s.key)).is_none() {
                         err(api::ErrorCode::NoService, "no such service")
                     } else {
-                        r
+                        err(code, msg)
                     }
                 }
             },
@@ -319,7 +317,7 @@ mod tests {
             assert_eq!(r, api::Response::Ok);
         }
         let before = e.lb.services();
-        let mut e2 = Engine::new(Config::default(), Some(path.clone()));
+        let mut e2 = Engine::new(Config::default(), Some(path));
         assert_eq!(e2.load().unwrap(), 1);
         let after = e2.lb.services();
         assert_eq!(before.len(), after.len());
@@ -328,6 +326,7 @@ mod tests {
         };
         assert_eq!(order(&before), order(&after));
         std::fs::remove_dir_all(&dir).ok();
+        let _ = e2;
     }
 
     #[test]

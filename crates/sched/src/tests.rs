@@ -222,6 +222,32 @@ fn ties_favour_the_newest_dest() {
 }
 
 #[test]
+fn wrr_add_and_delete_restart_from_head_with_adjusted_cw() {
+    let f = flows()[0];
+    let mut ds = dests_newest_first(&[("A", 4), ("B", 2)]);
+    let mut s = sched(SchedKind::Wrr, SchedFlags::NONE, &ds);
+    let mut picks = |s: &mut Scheduler, ds: &[DestState], n: usize| {
+        let p: Vec<usize> = (0..n).map(|_| s.schedule(ds, &f, 0).expect("pick")).collect();
+        names(ds, &p)
+    };
+    assert_eq!(picks(&mut s, &ds, 3), "A B A"); // ends with cw = 1 on A
+    ds.insert(0, dest("C", 1));
+    s.update(&ds, DestChange::Added { index: 0 });
+    // gcd 1, mw 4, cw stays 1, cursor at head: C B A, then a new lap from cw = 4.
+    assert_eq!(picks(&mut s, &ds, 8), "C B A A A B A C");
+    let gone = ds.remove(1); // B, while the cursor is on C
+    s.update(
+        &ds,
+        DestChange::Removed {
+            index: 1,
+            id: gone.id,
+        },
+    );
+    // gcd 1, mw 4, cw 1 kept; from head: C A, then cw 4: A A A.
+    assert_eq!(picks(&mut s, &ds, 5), "C A A A A");
+}
+
+#[test]
 fn update_keeps_tables_in_step_with_the_list() {
     // Build a list through updates and compare with a fresh init, for the table
     // schedulers (whose state is a pure function of the list).

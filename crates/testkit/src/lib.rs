@@ -432,15 +432,11 @@ pub fn check_frame(f: &[u8]) -> Result<Summary, String> {
             sport = u16::from_be_bytes([seg[0], seg[1]]);
             dport = u16::from_be_bytes([seg[2], seg[3]]);
         }
-        1 => {
-            if sum(seg) != 0xffff {
-                return Err("bad ICMP checksum".into());
-            }
-        }
-        58 => {
-            if l4_checksum(&sb, &db, 58, &zeroed(seg, 2)) != u16::from_be_bytes([seg[2], seg[3]]) {
-                return Err("bad ICMPv6 checksum".into());
-            }
+        1 if sum(seg) != 0xffff => return Err("bad ICMP checksum".into()),
+        58 if l4_checksum(&sb, &db, 58, &zeroed(seg, 2))
+            != u16::from_be_bytes([seg[2], seg[3]]) =>
+        {
+            return Err("bad ICMPv6 checksum".into());
         }
         _ => {}
     }
