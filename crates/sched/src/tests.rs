@@ -227,7 +227,9 @@ fn wrr_add_and_delete_restart_from_head_with_adjusted_cw() {
     let mut ds = dests_newest_first(&[("A", 4), ("B", 2)]);
     let mut s = sched(SchedKind::Wrr, SchedFlags::NONE, &ds);
     let mut picks = |s: &mut Scheduler, ds: &[DestState], n: usize| {
-        let p: Vec<usize> = (0..n).map(|_| s.schedule(ds, &f, 0).expect("pick")).collect();
+        let p: Vec<usize> = (0..n)
+            .map(|_| s.schedule(ds, &f, 0).expect("pick"))
+            .collect();
         names(ds, &p)
     };
     assert_eq!(picks(&mut s, &ds, 3), "A B A"); // ends with cw = 1 on A
