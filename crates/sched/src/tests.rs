@@ -226,7 +226,7 @@ fn wrr_add_and_delete_restart_from_head_with_adjusted_cw() {
     let f = flows()[0];
     let mut ds = dests_newest_first(&[("A", 4), ("B", 2)]);
     let mut s = sched(SchedKind::Wrr, SchedFlags::NONE, &ds);
-    let mut picks = |s: &mut Scheduler, ds: &[DestState], n: usize| {
+    let picks = |s: &mut Scheduler, ds: &[DestState], n: usize| {
         let p: Vec<usize> = (0..n)
             .map(|_| s.schedule(ds, &f, 0).expect("pick"))
             .collect();
