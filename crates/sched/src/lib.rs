@@ -28,8 +28,29 @@
 //!   locality entry.
 //!
 //! Behaviour follows section 4 of the IPVS spec (`docs/ipvs-spec.md` in the shared
-//! docs), itself written from `net/netfilter/ipvs/ip_vs_*.c`; deviations are listed
-//! on the items concerned.
+//! docs), itself written from `net/netfilter/ipvs/ip_vs_*.c`.
+//!
+//! # Deviations from the kernel
+//!
+//! * Weighted products and sums are computed in `i64`; the kernel's `twos` uses
+//!   `int` and can overflow with huge weights.
+//! * `twos` draws from a SplitMix64 seeded by [`Scheduler::new`], not the kernel
+//!   CSPRNG, so runs are reproducible.
+//! * `wrr` skips, arithmetically, the passes that cannot find a dest (the kernel
+//!   rescans the list for every `cw` value, up to 2^31 scans when the heaviest dest
+//!   is overloaded). Decisions and state are identical.
+//! * `lblc`/`lblcr` look entries up in a randomly keyed `HashMap` instead of 1024
+//!   hash chains (the bucket number still drives the collector's visiting order);
+//!   the number of entries is bounded ([`Scheduler::set_lblc_max_entries`]); the
+//!   60 s timer is armed by the first pick unless [`Scheduler::start_timer`] is
+//!   called at service creation. A dest removed from the list stays in `lblcr`
+//!   sets (as the kernel keeps its trashed dest) but, its counters being unknown,
+//!   is never the "most loaded" member.
+//! * `mh` with more dests than table slots keeps its previous table as the kernel
+//!   does, but slots of a dest removed meanwhile become empty (the kernel would
+//!   still return the deleted dest).
+//! * `hsiphash` is the 64-bit kernels' SipHash-1-3; 32-bit kernels (HalfSipHash)
+//!   place `mh` flows differently.
 //!
 //! # Example
 //!
