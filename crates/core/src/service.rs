@@ -509,15 +509,7 @@ impl Services {
     }
 
     fn find_trashed(&self, svc: u32, addr: &IpAddr, port: u16) -> Option<u32> {
-        self.dests.iter().enumerate().find_map(|(i, d)| {
-            let d = d.as_ref()?;
-            (d.svc == svc
-                && d.svc_alive
-                && d.pos.is_none()
-                && d.cfg.addr == *addr
-                && d.cfg.port == port)
-                .then_some(i as u32)
-        })
+        self.trash.get(&(svc, to16(addr), port)).copied()
     }
 
     /// Effective destination port: DR/TUN on an address service use the service port.
@@ -693,6 +685,12 @@ impl Services {
             let free =
                 matches!(&self.dests[id as usize], Some(d) if d.pos.is_none() && d.refcnt == 0);
             if free {
+                if let Some(d) = &self.dests[id as usize] {
+                    let k = (d.svc, d.addr16, d.cfg.port);
+                    if d.svc_alive && self.trash.get(&k) == Some(&id) {
+                        self.trash.remove(&k);
+                    }
+                }
                 self.dests[id as usize] = None;
                 self.free_dests.push(id);
             }

@@ -137,7 +137,7 @@ impl Engine {
         let Some(path) = &self.state_path else {
             return Ok(());
         };
-        let body = serde_json::to_vec_pretty(&self.snapshot()).map_err(std::io::Error::other)?;
+        let body = serde_json::to_vec(&self.snapshot()).map_err(std::io::Error::other)?;
         write_atomic(path, &body)
     }
 
