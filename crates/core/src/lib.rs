@@ -3,7 +3,7 @@
 //!
 //! What this crate does not do: no sockets, no threads, no clock, no routing or neighbour
 //! resolution. The caller owns frames, time and interfaces. It hands a received frame to
-//! [`Balancer::process`] with the current [`Instant`] and gets back an [`Action`]: forward
+//! [`Balancer::process`] with the current [`Instant`](time::Instant) and gets back an [`Action`]: forward
 //! the (rewritten) frame toward a next-hop address, pass it to the host stack, or drop it
 //! with a [`DropReason`] that indexes a counter. Timers run when the caller calls
 //! [`Balancer::handle_timeout`] by the deadline [`Balancer::poll_timeout`] gives.
