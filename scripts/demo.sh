@@ -42,7 +42,7 @@ ip netns add "$ns"
 ip -n "$ns" link set lo up
 ln -s "$bin/rvsadm" "$tmp/ipvsadm"
 export PATH="$tmp:$PATH"
-run() { echo "# $*"; ip netns exec "$ns" "$@"; }
+run() { echo "# $*" >&2; ip netns exec "$ns" "$@"; }
 
 ip netns exec "$ns" "$bin/rvsd" --state-file "$tmp/state.json" 2>"$tmp/rvsd.log" &
 rvsd_pid=$!
