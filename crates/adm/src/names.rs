@@ -410,7 +410,7 @@ mod tests {
 
     #[test]
     fn aton_forms() {
-        assert_eq!(inet_aton("10.0.0.1"), Some(Ipv4Addr::new(10, 0, 0, 1)));
+        assert_eq!(inet_aton("198.18.0.1"), Some(Ipv4Addr::new(198, 18, 0, 1)));
         assert_eq!(inet_aton("10.1"), Some(Ipv4Addr::new(10, 0, 0, 1)));
         assert_eq!(inet_aton("127.1.2"), Some(Ipv4Addr::new(127, 1, 0, 2)));
         assert_eq!(inet_aton("0x0a.010.0.1"), Some(Ipv4Addr::new(10, 8, 0, 1)));
@@ -442,13 +442,13 @@ mod tests {
     #[test]
     fn databases() {
         let n = Names::from_strs(
-            "127.0.0.1 localhost\n::1 localhost ip6-localhost\n10.0.0.1 lb.example.com lb # c\n",
+            "127.0.0.1 localhost\n::1 localhost ip6-localhost\n198.18.0.1 lb.example.com lb # c\n",
             "http 80/tcp www\nhttp 80/udp\ndomain 53/udp\n# x\nsip 5060/sctp\n",
         );
-        assert_eq!(n.host_to_v4("LB"), Some(Ipv4Addr::new(10, 0, 0, 1)));
+        assert_eq!(n.host_to_v4("LB"), Some(Ipv4Addr::new(198, 18, 0, 1)));
         assert_eq!(n.host_to_v4("ip6-localhost"), None);
         assert_eq!(
-            n.addr_to_host(&"10.0.0.1".parse().unwrap()),
+            n.addr_to_host(&"198.18.0.1".parse().unwrap()),
             Some("lb.example.com")
         );
         assert_eq!(n.service_to_port("www", 6), Some(80));

@@ -63,17 +63,17 @@ fn rvsadm(socket: &str, args: &[&str], stdin: &str) -> (i32, String, String) {
 fn binary_end_to_end() {
     let s = server();
     assert_eq!(
-        rvsadm(&s, &["-A", "-t", "10.0.0.1:80", "-s", "rr"], ""),
+        rvsadm(&s, &["-A", "-t", "198.18.0.1:80", "-s", "rr"], ""),
         (0, String::new(), String::new())
     );
     assert_eq!(
-        rvsadm(&s, &["-A", "-t", "10.0.0.1:80", "-s", "rr"], ""),
+        rvsadm(&s, &["-A", "-t", "198.18.0.1:80", "-s", "rr"], ""),
         (255, String::new(), "Service already exists\n".into())
     );
     let (c, _, e) = rvsadm(
         &s,
         &["-R"],
-        "-a -t 10.0.0.1:80 -r 10.0.0.2:8080 -m\n-a -t 10.0.0.1:80 -r 10.0.0.3 -w 3\n",
+        "-a -t 198.18.0.1:80 -r 198.18.0.2:8080 -m\n-a -t 198.18.0.1:80 -r 198.18.0.3 -w 3\n",
     );
     assert_eq!((c, e.as_str()), (0, ""));
     assert_eq!(
@@ -82,14 +82,14 @@ fn binary_end_to_end() {
             "IP Virtual Server version 1.2.1 (size=4096)\n",
             "Prot LocalAddress:Port Scheduler Flags\n",
             "  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n",
-            "TCP  10.0.0.1:80 rr\n",
-            "  -> 10.0.0.2:8080                Masq    1      0          0         \n",
-            "  -> 10.0.0.3:80                  Route   3      0          0         \n",
+            "TCP  198.18.0.1:80 rr\n",
+            "  -> 198.18.0.2:8080              Masq    1      0          0         \n",
+            "  -> 198.18.0.3:80                Route   3      0          0         \n",
         )
     );
     assert_eq!(
         rvsadm(&s, &["-Sn"], "").1,
-        "-A -t 10.0.0.1:80 -s rr\n-a -t 10.0.0.1:80 -r 10.0.0.2:8080 -m -w 1\n-a -t 10.0.0.1:80 -r 10.0.0.3:80 -g -w 3\n"
+        "-A -t 198.18.0.1:80 -s rr\n-a -t 198.18.0.1:80 -r 198.18.0.2:8080 -m -w 1\n-a -t 198.18.0.1:80 -r 198.18.0.3:80 -g -w 3\n"
     );
 }
 
