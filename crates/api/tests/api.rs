@@ -20,7 +20,7 @@ fn ip(s: &str) -> IpAddr {
 fn tcp80() -> ServiceKey {
     ServiceKey::Addr {
         proto: Protocol::Tcp,
-        addr: ip("10.0.0.1"),
+        addr: ip("198.18.0.1"),
         port: 80,
     }
 }
@@ -401,7 +401,7 @@ fn wire_shape_is_documented_form() {
     let body = encode_request(&Request::DelService(tcp80()));
     assert_eq!(
         std::str::from_utf8(&body).unwrap(),
-        r#"{"version":1,"request":{"op":"del_service","args":{"kind":"addr","proto":"tcp","addr":"10.0.0.1","port":80}}}"#
+        r#"{"version":1,"request":{"op":"del_service","args":{"kind":"addr","proto":"tcp","addr":"198.18.0.1","port":80}}}"#
     );
     assert_eq!(
         std::str::from_utf8(&encode_response(&Response::Ok)).unwrap(),
@@ -423,8 +423,8 @@ fn version_and_shape_errors() {
         br#"{"version":1}"#,
         br#"{"version":1,"request":{"op":"flush"},"extra":1}"#,
         br#"{"version":1,"request":{"op":"nope"}}"#,
-        br#"{"version":1,"request":{"op":"del_service","args":{"kind":"addr","proto":"tcp","addr":"10.0.0.1","port":70000}}}"#,
-        br#"{"version":1,"request":{"op":"del_service","args":{"kind":"addr","proto":"tcp","addr":"10.0.0.1","port":80,"x":1}}}"#,
+        br#"{"version":1,"request":{"op":"del_service","args":{"kind":"addr","proto":"tcp","addr":"198.18.0.1","port":70000}}}"#,
+        br#"{"version":1,"request":{"op":"del_service","args":{"kind":"addr","proto":"tcp","addr":"198.18.0.1","port":80,"x":1}}}"#,
         br#"{"version":-1,"request":{"op":"flush"}}"#,
         b"\xff\xfe",
     ] {
@@ -528,7 +528,7 @@ fn invalid_fields_are_rejected() {
     // Port 0 needs persistence.
     let mut zero = ServiceConfig::new(ServiceKey::Addr {
         proto: Protocol::Udp,
-        addr: ip("10.0.0.1"),
+        addr: ip("198.18.0.1"),
         port: 0,
     });
     assert_eq!(
@@ -550,7 +550,7 @@ fn invalid_fields_are_rejected() {
         Request::AddService(ServiceConfig::new(fw0)),
         Request::DelDest {
             service: fw0,
-            addr: ip("10.0.0.2"),
+            addr: ip("198.18.0.2"),
             port: 0,
         },
     ] {
@@ -561,7 +561,7 @@ fn invalid_fields_are_rejected() {
 #[test]
 fn invalid_dests_are_rejected() {
     let add = |f: &dyn Fn(&mut DestConfig)| {
-        let mut d = DestConfig::new(ip("10.0.0.2"), 80);
+        let mut d = DestConfig::new(ip("198.18.0.2"), 80);
         f(&mut d);
         Request::AddDest {
             service: tcp80(),
@@ -701,7 +701,7 @@ fn invalid_timeouts_and_daemons_are_rejected() {
         Some(ErrorCode::Inval)
     );
     assert_eq!(
-        code(&d(&|x| x.mcast_group = Some(ip("10.0.0.1")))),
+        code(&d(&|x| x.mcast_group = Some(ip("198.18.0.1")))),
         Some(ErrorCode::Inval)
     );
     assert_eq!(code(&d(&|x| x.mcast_group = Some(ip("ff02::1")))), None);
@@ -943,7 +943,7 @@ fn defaults() {
     };
     let s = ServiceConfig::new(k);
     assert_eq!((s.scheduler.as_str(), s.netmask, s.flags), ("wlc", 128, 0));
-    let d = DestConfig::new(ip("10.0.0.2"), 80);
+    let d = DestConfig::new(ip("198.18.0.2"), 80);
     assert_eq!((d.method, d.weight), (ForwardMethod::Route, 1));
     assert_eq!(Info::default().version_triple(), (1, 2, 1));
     assert_eq!(Protocol::from_number(132), Some(Protocol::Sctp));

@@ -47,18 +47,18 @@ fn bundled_short_options() {
         panic!()
     };
     assert!(o.numeric);
-    let Ok(Command::AddService(c)) = p("-At 10.0.0.1:80") else {
+    let Ok(Command::AddService(c)) = p("-At 198.18.0.1:80") else {
         panic!()
     };
-    assert_eq!(c.key, tcp("10.0.0.1", 80));
-    let Ok(Command::AddService(c)) = p("-At10.0.0.1:81 -srr") else {
+    assert_eq!(c.key, tcp("198.18.0.1", 80));
+    let Ok(Command::AddService(c)) = p("-At198.18.0.1:81 -srr") else {
         panic!()
     };
-    assert_eq!((c.key, c.scheduler.as_str()), (tcp("10.0.0.1", 81), "rr"));
-    let Ok(Command::AddService(c)) = p("-A -t=10.0.0.1:82") else {
+    assert_eq!((c.key, c.scheduler.as_str()), (tcp("198.18.0.1", 81), "rr"));
+    let Ok(Command::AddService(c)) = p("-A -t=198.18.0.1:82") else {
         panic!()
     };
-    assert_eq!(c.key, tcp("10.0.0.1", 82));
+    assert_eq!(c.key, tcp("198.18.0.1", 82));
     let Ok(Command::List(ListWhat::Conns, o)) = p("-lcn") else {
         panic!()
     };
@@ -68,7 +68,7 @@ fn bundled_short_options() {
 #[test]
 fn long_options() {
     let Ok(Command::AddService(c)) =
-        p("--add-service --tcp-service 10.0.0.1:80 --scheduler=rr --persistent=100")
+        p("--add-service --tcp-service 198.18.0.1:80 --scheduler=rr --persistent=100")
     else {
         panic!()
     };
@@ -89,22 +89,22 @@ fn optional_persistent_value() {
         Ok(Command::AddService(c)) => (c.flags & svc_flags::PERSISTENT != 0, c.timeout_secs),
         other => panic!("{s}: {other:?}"),
     };
-    assert_eq!(c("-A -t 10.0.0.1:80 -p"), (true, 360));
-    assert_eq!(c("-A -t 10.0.0.1:80 -p -s rr"), (true, 360));
-    assert_eq!(c("-A -t 10.0.0.1:80 -p 100"), (true, 100));
-    assert_eq!(c("-A -t 10.0.0.1:80 -p100"), (true, 100));
-    assert_eq!(c("-A -p 2678400 -t 10.0.0.1:80"), (true, 2_678_400));
+    assert_eq!(c("-A -t 198.18.0.1:80 -p"), (true, 360));
+    assert_eq!(c("-A -t 198.18.0.1:80 -p -s rr"), (true, 360));
+    assert_eq!(c("-A -t 198.18.0.1:80 -p 100"), (true, 100));
+    assert_eq!(c("-A -t 198.18.0.1:80 -p100"), (true, 100));
+    assert_eq!(c("-A -p 2678400 -t 198.18.0.1:80"), (true, 2_678_400));
     assert_eq!(
-        err("-A -t 10.0.0.1:80 -p 0"),
+        err("-A -t 198.18.0.1:80 -p 0"),
         ("invalid timeout value `0' specified".into(), 2)
     );
     assert_eq!(
-        err("-A -t 10.0.0.1:80 -p 2678401"),
+        err("-A -t 198.18.0.1:80 -p 2678401"),
         ("invalid timeout value `2678401' specified".into(), 2)
     );
     // A word not starting with '-' is taken as the value.
     assert_eq!(
-        err("-A -p foo -t 10.0.0.1:80"),
+        err("-A -p foo -t 198.18.0.1:80"),
         ("invalid timeout value `foo' specified".into(), 2)
     );
 }
@@ -160,7 +160,7 @@ fn popt_errors() {
     let hint = "Try `ipvsadm -h' or 'ipvsadm --help' for more information.";
     assert_eq!(err("--bogus -L"), (hint.into(), 255));
     assert_eq!(err("foo"), (hint.into(), 255));
-    assert_eq!(err("-t 10.0.0.1:80 -A"), (hint.into(), 255));
+    assert_eq!(err("-t 198.18.0.1:80 -A"), (hint.into(), 255));
     assert!(!p("-A -t").unwrap_err().fatal);
     assert!(p("-n -L").unwrap_err().fatal);
 }
@@ -189,26 +189,26 @@ fn address_syntax() {
         Ok(Command::DelService(k)) => k,
         other => panic!("{s}: {other:?}"),
     };
-    assert_eq!(key("-t 10.0.0.1:80"), tcp("10.0.0.1", 80));
-    assert_eq!(key("-t 10.1:80"), tcp("10.0.0.1", 80));
+    assert_eq!(key("-t 198.18.0.1:80"), tcp("198.18.0.1", 80));
+    assert_eq!(key("-t 198.18.1:80"), tcp("198.18.0.1", 80));
     assert_eq!(key("-t [2001:db8::1]:443"), tcp("2001:db8::1", 443));
     assert_eq!(key("-t 2001:db8::1"), tcp("2001:db8::1", 0));
-    assert_eq!(key("-t lb:http"), tcp("10.0.0.1", 80));
-    assert_eq!(key("-t lb.example.com:www"), tcp("10.0.0.1", 80));
+    assert_eq!(key("-t lb:http"), tcp("198.18.0.1", 80));
+    assert_eq!(key("-t lb.example.com:www"), tcp("198.18.0.1", 80));
     assert_eq!(key("-t localhost:https"), tcp("127.0.0.1", 443));
     assert_eq!(
-        key("-u 10.0.0.1:domain"),
+        key("-u 198.18.0.1:domain"),
         ServiceKey::Addr {
             proto: Protocol::Udp,
-            addr: ip("10.0.0.1"),
+            addr: ip("198.18.0.1"),
             port: 53
         }
     );
     assert_eq!(
-        key("--sctp-service 10.0.0.1:5060"),
+        key("--sctp-service 198.18.0.1:5060"),
         ServiceKey::Addr {
             proto: Protocol::Sctp,
-            addr: ip("10.0.0.1"),
+            addr: ip("198.18.0.1"),
             port: 5060
         }
     );
@@ -220,7 +220,7 @@ fn address_syntax() {
         }
     );
     // A port after a bracketed IPv4 address is ignored, as in ipvsadm.
-    assert_eq!(key("-t [10.0.0.1]:80"), tcp("10.0.0.1", 0));
+    assert_eq!(key("-t [198.18.0.1]:80"), tcp("198.18.0.1", 0));
     let bad = (
         "illegal virtual server address[:port] specified".to_owned(),
         2,
@@ -230,26 +230,26 @@ fn address_syntax() {
         "-t [2001:db8::1]",
         "-t [2001:db8::1]80",
         "-t nosuchhost:80",
-        "-t 10.0.0.1:65536",
-        "-t 10.0.0.1:nosuchservice",
-        "-u 10.0.0.1:https",
-        "-t 10.0.0.1:",
+        "-t 198.18.0.1:65536",
+        "-t 198.18.0.1:nosuchservice",
+        "-u 198.18.0.1:https",
+        "-t 198.18.0.1:",
         "-t ''",
     ] {
         assert_eq!(err(&format!("-D {s}")), bad, "{s}");
     }
     assert_eq!(
-        err("-a -t 10.0.0.1:80 -r 1234"),
+        err("-a -t 198.18.0.1:80 -r 1234"),
         ("illegal real server address[:port] specified".into(), 2)
     );
 }
 
 #[test]
 fn service_defaults_and_full_replacement() {
-    let Ok(Command::EditService(c)) = p("-E -t 10.0.0.1:80") else {
+    let Ok(Command::EditService(c)) = p("-E -t 198.18.0.1:80") else {
         panic!()
     };
-    assert_eq!(c, ServiceConfig::new(tcp("10.0.0.1", 80)));
+    assert_eq!(c, ServiceConfig::new(tcp("198.18.0.1", 80)));
     assert_eq!(c.scheduler, "wlc");
     assert_eq!(c.netmask, u32::MAX);
     let Ok(Command::AddService(c)) =
@@ -263,16 +263,16 @@ fn service_defaults_and_full_replacement() {
         c.flags,
         svc_flags::PERSISTENT | svc_flags::SH_PORT | svc_flags::SH_FALLBACK
     );
-    let Ok(Command::AddService(c)) = p("-A -t 10.0.0.1:80 -p -M 255.255.0.0") else {
+    let Ok(Command::AddService(c)) = p("-A -t 198.18.0.1:80 -p -M 255.255.0.0") else {
         panic!()
     };
     assert_eq!(c.netmask, 0xffff_0000);
     // Scheduler names are truncated to 15 characters.
-    let Ok(Command::AddService(c)) = p("-A -t 10.0.0.1:80 -s abcdefghijklmnopqrstuvwxyz") else {
+    let Ok(Command::AddService(c)) = p("-A -t 198.18.0.1:80 -s abcdefghijklmnopqrstuvwxyz") else {
         panic!()
     };
     assert_eq!(c.scheduler, "abcdefghijklmno");
-    let Ok(Command::AddService(c)) = p("-A -u 10.0.0.1:53 -o -b flag-1,flag-3") else {
+    let Ok(Command::AddService(c)) = p("-A -u 198.18.0.1:53 -o -b flag-1,flag-3") else {
         panic!()
     };
     assert_eq!(
@@ -280,13 +280,13 @@ fn service_defaults_and_full_replacement() {
         svc_flags::ONEPACKET | svc_flags::SCHED1 | svc_flags::SCHED3
     );
     // -b is applied after every option, so the scheduler may follow it.
-    assert!(p("-A -t 10.0.0.1:80 -b mh-port -s mh").is_ok());
+    assert!(p("-A -t 198.18.0.1:80 -b mh-port -s mh").is_ok());
 }
 
 #[test]
 fn service_errors() {
     assert_eq!(
-        err("-A -t 10.0.0.1:80 -o"),
+        err("-A -t 198.18.0.1:80 -o"),
         (
             "One-Packet Scheduling is only for UDP virtual services".into(),
             2
@@ -294,15 +294,15 @@ fn service_errors() {
     );
     assert!(p("-A -f 1 -o").is_ok());
     assert_eq!(
-        err("-A -t 10.0.0.1:80 -b foo"),
+        err("-A -t 198.18.0.1:80 -b foo"),
         ("invalid scheduler flag `foo'".into(), 2)
     );
     assert_eq!(
-        err("-A -t 10.0.0.1:80 -s sh -b mh-port"),
+        err("-A -t 198.18.0.1:80 -s sh -b mh-port"),
         ("incompatible scheduler flag `mh-port'".into(), 2)
     );
     assert_eq!(
-        err("-A -t 10.0.0.1:80 -M 1.2.3.4.5"),
+        err("-A -t 198.18.0.1:80 -M 1.2.3.4.5"),
         ("illegal virtual server persistent mask specified".into(), 2)
     );
     assert_eq!(
@@ -321,7 +321,7 @@ fn service_errors() {
         )
     );
     assert_eq!(
-        err("-A -t 10.0.0.1:80 -n"),
+        err("-A -t 198.18.0.1:80 -n"),
         (
             "Illegal 'numeric' option with the 'add-service' command".into(),
             2
@@ -336,34 +336,38 @@ fn real_server_port_rules() {
         other => panic!("{s}: {other:?}"),
     };
     // No port: the service port is copied.
-    assert_eq!(dest("-a -t 10.0.0.1:80 -r 10.0.0.2 -m").port, 80);
+    assert_eq!(dest("-a -t 198.18.0.1:80 -r 198.18.0.2 -m").port, 80);
     // -r before -t: nothing to copy yet.
-    assert_eq!(dest("-a -r 10.0.0.2 -m -t 10.0.0.1:80").port, 0);
+    assert_eq!(dest("-a -r 198.18.0.2 -m -t 198.18.0.1:80").port, 0);
     // NAT keeps the given port.
-    assert_eq!(dest("-a -t 10.0.0.1:80 -r 10.0.0.2:8080 -m").port, 8080);
+    assert_eq!(dest("-a -t 198.18.0.1:80 -r 198.18.0.2:8080 -m").port, 8080);
     // DR and TUN force the service port.
-    assert_eq!(dest("-a -t 10.0.0.1:80 -r 10.0.0.2:8080").port, 80);
-    assert_eq!(dest("-e -t 10.0.0.1:80 -r 10.0.0.2:8080 -i").port, 80);
+    assert_eq!(dest("-a -t 198.18.0.1:80 -r 198.18.0.2:8080").port, 80);
+    assert_eq!(dest("-e -t 198.18.0.1:80 -r 198.18.0.2:8080 -i").port, 80);
     // ...but not for fwmark services.
-    assert_eq!(dest("-a -f 1 -r 10.0.0.2:8080 -g").port, 8080);
+    assert_eq!(dest("-a -f 1 -r 198.18.0.2:8080 -g").port, 8080);
     // Full replacement defaults for -e.
     assert_eq!(
-        dest("-e -t 10.0.0.1:80 -r 10.0.0.2"),
-        DestConfig::new(ip("10.0.0.2"), 80)
+        dest("-e -t 198.18.0.1:80 -r 198.18.0.2"),
+        DestConfig::new(ip("198.18.0.2"), 80)
     );
     // Delete keeps the given port whatever the method.
     assert_eq!(
-        p("-d -t 10.0.0.1:80 -r 10.0.0.2:8080"),
-        Ok(Command::DelDest(tcp("10.0.0.1", 80), ip("10.0.0.2"), 8080))
+        p("-d -t 198.18.0.1:80 -r 198.18.0.2:8080"),
+        Ok(Command::DelDest(
+            tcp("198.18.0.1", 80),
+            ip("198.18.0.2"),
+            8080
+        ))
     );
     // Service names for the real server port use the service protocol.
-    assert_eq!(dest("-a -t 10.0.0.1:80 -r rs1:https -m").port, 443);
+    assert_eq!(dest("-a -t 198.18.0.1:80 -r rs1:https -m").port, 443);
 }
 
 #[test]
 fn dest_options() {
     let Ok(Command::AddDest(_, d)) = p(
-        "-a -t 10.0.0.1:80 -r 10.0.0.2 -i --tun-type gue --tun-port 6080 --tun-remcsum -w 5 -x 100 -y 50",
+        "-a -t 198.18.0.1:80 -r 198.18.0.2 -i --tun-type gue --tun-port 6080 --tun-remcsum -w 5 -x 100 -y 50",
     ) else {
         panic!()
     };
@@ -374,7 +378,7 @@ fn dest_options() {
     );
     assert_eq!((d.weight, d.u_threshold, d.l_threshold), (5, 100, 50));
     let Ok(Command::AddDest(_, d)) =
-        p("-a -t 10.0.0.1:80 -r 10.0.0.2 -i --tun-type gre --tun-csum")
+        p("-a -t 198.18.0.1:80 -r 198.18.0.2 -i --tun-type gre --tun-csum")
     else {
         panic!()
     };
@@ -383,23 +387,25 @@ fn dest_options() {
         (TunnelType::Gre, TunnelCsum::Csum)
     );
     // Mixed families only when tunnelling.
-    assert!(p("-a -t 10.0.0.1:80 -r [2001:db8::2]:80 -i").is_ok());
+    assert!(p("-a -t 198.18.0.1:80 -r [2001:db8::2]:80 -i").is_ok());
     assert_eq!(
-        err("-a -t 10.0.0.1:80 -r [2001:db8::2]:80 -m"),
+        err("-a -t 198.18.0.1:80 -r [2001:db8::2]:80 -m"),
         (
             "Different address family is allowed only for tunneling servers".into(),
             2
         )
     );
     assert_eq!(
-        err("-a -t 10.0.0.1:80 -r 10.0.0.2 -i --tun-type gre --tun-remcsum"),
+        err("-a -t 198.18.0.1:80 -r 198.18.0.2 -i --tun-type gre --tun-remcsum"),
         (
             "Illegal 'tun-remcsum' option with the 'gre' tunnel type".into(),
             2
         )
     );
     assert_eq!(
-        err("-a -t 10.0.0.1:80 -r 10.0.0.2 -i --tun-type gue --tun-port 1 --tun-csum --tun-nocsum"),
+        err(
+            "-a -t 198.18.0.1:80 -r 198.18.0.2 -i --tun-type gue --tun-port 1 --tun-csum --tun-nocsum"
+        ),
         (
             "The option 'tun-csum' conflicts with the 'tun-nocsum' option in the 'gue' tunnel type"
                 .into(),
@@ -407,37 +413,37 @@ fn dest_options() {
         )
     );
     assert_eq!(
-        err("-a -t 10.0.0.1:80 -r 10.0.0.2 -i --tun-port 1"),
+        err("-a -t 198.18.0.1:80 -r 198.18.0.2 -i --tun-port 1"),
         (
             "Illegal 'tun-port' option with the 'ipip' tunnel type".into(),
             2
         )
     );
     assert_eq!(
-        err("-a -t 10.0.0.1:80 -r 10.0.0.2 -i --tun-type vxlan"),
+        err("-a -t 198.18.0.1:80 -r 198.18.0.2 -i --tun-type vxlan"),
         ("illegal tunnel type specified".into(), 2)
     );
     assert_eq!(
-        err("-a -t 10.0.0.1:80 -r 10.0.0.2 -i --tun-type gue --tun-port 0"),
+        err("-a -t 198.18.0.1:80 -r 198.18.0.2 -i --tun-type gue --tun-port 0"),
         ("illegal tunnel port specified".into(), 2)
     );
     assert_eq!(
-        err("-a -t 10.0.0.1:80 -r 10.0.0.2 -x -1"),
+        err("-a -t 198.18.0.1:80 -r 198.18.0.2 -x -1"),
         ("illegal u_threshold specified".into(), 2)
     );
     assert_eq!(
-        err("-a -t 10.0.0.1:80 -r 10.0.0.2 -y 2147483648"),
+        err("-a -t 198.18.0.1:80 -r 198.18.0.2 -y 2147483648"),
         ("illegal l_threshold specified".into(), 2)
     );
     assert_eq!(
-        err("-a -t 10.0.0.1:80 -s rr"),
+        err("-a -t 198.18.0.1:80 -s rr"),
         (
             "Illegal 'scheduler' option with the 'add-server' command".into(),
             2
         )
     );
     assert_eq!(
-        err("-a -t 10.0.0.1:80"),
+        err("-a -t 198.18.0.1:80"),
         (
             "You need to supply the 'real-server' option for the 'add-server' command".into(),
             2
@@ -504,8 +510,8 @@ fn daemon_options() {
             "illegal mcast-ttl specified",
         ),
         (
-            "--start-daemon master --mcast-group 10.0.0.1",
-            "invalid IPv4 mcast-group `10.0.0.1'",
+            "--start-daemon master --mcast-group 198.18.0.1",
+            "invalid IPv4 mcast-group `198.18.0.1'",
         ),
         (
             "--start-daemon master --mcast-group 2001:db8::1",
@@ -535,8 +541,8 @@ fn daemon_options() {
 fn list_variants() {
     let o = ListOpts::default();
     assert_eq!(
-        p("-L -t 10.0.0.1:80"),
-        Ok(Command::List(ListWhat::Service(tcp("10.0.0.1", 80)), o))
+        p("-L -t 198.18.0.1:80"),
+        Ok(Command::List(ListWhat::Service(tcp("198.18.0.1", 80)), o))
     );
     assert_eq!(p("-L --timeout"), Ok(Command::List(ListWhat::Timeouts, o)));
     assert_eq!(p("-L --daemon"), Ok(Command::List(ListWhat::Daemons, o)));
@@ -564,8 +570,8 @@ fn list_variants() {
     assert_eq!(p("-S -n"), Ok(Command::Save { numeric: true }));
     assert_eq!(p("-Z"), Ok(Command::Zero(None)));
     assert_eq!(
-        p("-Z -t 10.0.0.1:80"),
-        Ok(Command::Zero(Some(tcp("10.0.0.1", 80))))
+        p("-Z -t 198.18.0.1:80"),
+        Ok(Command::Zero(Some(tcp("198.18.0.1", 80))))
     );
     assert_eq!(p("-C"), Ok(Command::Flush));
     assert_eq!(p("-R"), Ok(Command::Restore));
@@ -584,14 +590,14 @@ fn list_variants() {
 fn legality_matrix() {
     // (command words, command name, extra args making it otherwise valid)
     let commands: &[(&str, &str, &str)] = &[
-        ("-A", "add-service", "-t 10.0.0.1:80"),
-        ("-E", "edit-service", "-t 10.0.0.1:80"),
-        ("-D", "delete-service", "-t 10.0.0.1:80"),
+        ("-A", "add-service", "-t 198.18.0.1:80"),
+        ("-E", "edit-service", "-t 198.18.0.1:80"),
+        ("-D", "delete-service", "-t 198.18.0.1:80"),
         ("-C", "flush", ""),
         ("-L", "list", ""),
-        ("-a", "add-server", "-t 10.0.0.1:80 -r 10.0.0.2"),
-        ("-d", "delete-server", "-t 10.0.0.1:80 -r 10.0.0.2"),
-        ("-e", "edit-server", "-t 10.0.0.1:80 -r 10.0.0.2"),
+        ("-a", "add-server", "-t 198.18.0.1:80 -r 198.18.0.2"),
+        ("-d", "delete-server", "-t 198.18.0.1:80 -r 198.18.0.2"),
+        ("-e", "edit-server", "-t 198.18.0.1:80 -r 198.18.0.2"),
         ("--set", "set", "1 2 3"),
         ("--start-daemon master", "start-daemon", ""),
         ("--stop-daemon master", "stop-daemon", ""),

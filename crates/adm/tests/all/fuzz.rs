@@ -71,7 +71,7 @@ fn token() -> impl Strategy<Value = String> {
             "-",
             "-Ln",
             "-At",
-            "10.0.0.1:80",
+            "198.18.0.1:80",
             "[::1]:80",
             "::1",
             "lb:http",
@@ -100,7 +100,7 @@ proptest! {
     fn parse_never_panics(args in prop::collection::vec(token(), 0..10)) {
         let mut argv = vec!["ipvsadm".to_owned()];
         argv.extend(args);
-        let names = Names::from_strs("10.0.0.1 lb\n", "http 80/tcp\n");
+        let names = Names::from_strs("198.18.0.1 lb\n", "http 80/tcp\n");
         match parse_with(&argv, &names, false) {
             Ok(_) => {}
             Err(CliError { message, exit_code, .. }) => {
@@ -127,7 +127,7 @@ proptest! {
         let _ = n.host_to_v4(&q);
         let _ = n.service_to_port(&q, 6);
         let _ = n.port_to_service(80, 17);
-        let _ = n.addr_to_host(&"10.0.0.1".parse().unwrap());
+        let _ = n.addr_to_host(&"198.18.0.1".parse().unwrap());
         let _ = inet_aton(&q);
         let _ = string_to_number(&q, 0, 65535);
     }

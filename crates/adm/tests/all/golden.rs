@@ -1,5 +1,9 @@
 //! Byte-exact listing formats. The `golden/*.txt` files are the examples of spec
 //! sections 3.1-3.7, copied verbatim (trailing spaces included).
+//!
+//! The addresses here are the spec's own (10.0.0.0/8, 192.168.5.0/24): they are listing text fed
+//! to the formatters, never sent anywhere. Keeping them keeps the golden files identical to
+//! the spec and keeps the sorting-quirk cases (10.x sorts after 200.x) meaningful.
 
 use core::net::IpAddr;
 

@@ -14,9 +14,9 @@ fn doc(fake: &std::rc::Rc<std::cell::RefCell<crate::Fake>>, cmd: &str) -> Value 
 fn services_document() {
     let fake = new_fake();
     let setup = concat!(
-        "-A -t 10.0.0.1:80 -s sh -b sh-port -p 60 -M 255.255.255.0\n",
-        "-a -t 10.0.0.1:80 -r 10.0.0.3:80 -m -w 2 -x 10 -y 5\n",
-        "-a -t 10.0.0.1:80 -r 10.0.0.2:80 -i --tun-type gue --tun-port 6080 --tun-csum\n",
+        "-A -t 198.18.0.1:80 -s sh -b sh-port -p 60 -M 255.255.255.0\n",
+        "-a -t 198.18.0.1:80 -r 198.18.0.3:80 -m -w 2 -x 10 -y 5\n",
+        "-a -t 198.18.0.1:80 -r 198.18.0.2:80 -i --tun-type gue --tun-port 6080 --tun-csum\n",
         "-A -f 7 -6\n",
     );
     assert_eq!(run_with(&fake, &["-R"], setup).0, 0);
@@ -28,7 +28,7 @@ fn services_document() {
     assert_eq!(s["kind"], "addr");
     assert_eq!(s["family"], "ipv4");
     assert_eq!(s["protocol"], "tcp");
-    assert_eq!(s["address"], "10.0.0.1");
+    assert_eq!(s["address"], "198.18.0.1");
     assert_eq!(s["port"], 80);
     assert_eq!(s["fwmark"], Value::Null);
     assert_eq!(s["scheduler"], "sh");
@@ -41,14 +41,14 @@ fn services_document() {
     assert_eq!(s["rates"]["outbps"], 0);
     // Destinations sorted like the text listing.
     let d0 = &s["destinations"][0];
-    assert_eq!(d0["address"], "10.0.0.2");
+    assert_eq!(d0["address"], "198.18.0.2");
     assert_eq!(d0["forward"], "tunnel");
     assert_eq!(
         d0["tunnel"],
         serde_json::json!({"type": "gue", "port": 6080, "checksum": "csum"})
     );
     let d1 = &s["destinations"][1];
-    assert_eq!(d1["address"], "10.0.0.3");
+    assert_eq!(d1["address"], "198.18.0.3");
     assert_eq!(d1["forward"], "masq");
     assert_eq!(d1["weight"], 2);
     assert_eq!(d1["u_threshold"], 10);
@@ -64,9 +64,9 @@ fn services_document() {
     assert_eq!(f["netmask"], "128");
     assert_eq!(f["timeout"], Value::Null);
 
-    let one = doc(&fake, "-L -t 10.0.0.1:80 --json");
+    let one = doc(&fake, "-L -t 198.18.0.1:80 --json");
     assert_eq!(one["services"].as_array().map(Vec::len), Some(1));
-    let (c, _, err) = run_with(&fake, &words("-L -t 10.0.0.9:80 --json"), "");
+    let (c, _, err) = run_with(&fake, &words("-L -t 198.18.0.9:80 --json"), "");
     assert_eq!((c, err.as_str()), (1, "No such service\n"));
 }
 
@@ -94,11 +94,11 @@ fn other_documents() {
     assert_eq!(v["daemons"][0]["mcast_port"], Value::Null);
     fake.borrow_mut().conns.push(rvs_api::ConnEntry {
         protocol: 0,
-        caddr: "192.168.5.7".parse().unwrap(),
+        caddr: "198.19.5.7".parse().unwrap(),
         cport: 0,
         vaddr: "0.0.0.1".parse().unwrap(),
         vport: 0,
-        daddr: "10.0.4.1".parse().unwrap(),
+        daddr: "198.18.4.1".parse().unwrap(),
         dport: 0,
         state: "ASSURED".into(),
         expires_secs: 359,

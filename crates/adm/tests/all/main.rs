@@ -18,7 +18,7 @@ use rvsadm::run::{Backend, main_with};
 pub use fake::{Fake, Shared};
 
 /// Name databases used by every test.
-pub const HOSTS: &str = "127.0.0.1 localhost\n10.0.0.1 lb.example.com lb\n10.0.0.2 rs1.example.com rs1\n2001:db8::80 v6lb.example.com\n";
+pub const HOSTS: &str = "127.0.0.1 localhost\n198.18.0.1 lb.example.com lb\n198.18.0.2 rs1.example.com rs1\n10.0.0.1 lb.example.com lb\n10.0.0.2 rs1.example.com rs1\n2001:db8::80 v6lb.example.com\n";
 /// Service database used by every test.
 pub const SERVICES: &str =
     "http 80/tcp www\nhttp 80/udp\nhttps 443/tcp\ndomain 53/udp\ndomain 53/tcp\n";

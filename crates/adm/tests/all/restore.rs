@@ -15,7 +15,7 @@ const TRY: &str = "Try `ipvsadm -h' or 'ipvsadm --help' for more information.\n"
 #[test]
 fn restore_applies_lines_and_drops_ipvsadm_tokens() {
     let fake = new_fake();
-    let input = "ipvsadm -A -t 10.0.0.1:80 -s rr\n\n   \n-a -t 10.0.0.1:80 -r 10.0.0.2:80 -m\nipvsadm\t-a -t 10.0.0.1:80 -r 10.0.0.3:80 -m -w 2\r\n-A -u 10.0.0.1:53";
+    let input = "ipvsadm -A -t 198.18.0.1:80 -s rr\n\n   \n-a -t 198.18.0.1:80 -r 198.18.0.2:80 -m\nipvsadm\t-a -t 198.18.0.1:80 -r 198.18.0.3:80 -m -w 2\r\n-A -u 198.18.0.1:53";
     let (c, out, err) = run_with(&fake, &["-R"], input);
     assert_eq!((c, out.as_str(), err.as_str()), (0, "", ""));
     let f = fake.borrow();
@@ -28,7 +28,7 @@ fn restore_applies_lines_and_drops_ipvsadm_tokens() {
 #[test]
 fn comment_line_aborts_with_help_hint() {
     let fake = new_fake();
-    let input = "-A -t 10.0.0.1:80\n# a comment\n-A -t 10.0.0.2:80\n";
+    let input = "-A -t 198.18.0.1:80\n# a comment\n-A -t 198.18.0.2:80\n";
     let (c, _, err) = run_with(&fake, &["-R"], input);
     assert_eq!((c, err.as_str()), (255, TRY));
     let f = fake.borrow();
@@ -38,7 +38,7 @@ fn comment_line_aborts_with_help_hint() {
 #[test]
 fn validation_error_stops_restore() {
     let fake = new_fake();
-    let input = "-A -t 10.0.0.1:80\n-A -t 10.0.0.1:80\n-A -t 10.0.0.2\n-A -t 10.0.0.3:80\n";
+    let input = "-A -t 198.18.0.1:80\n-A -t 198.18.0.1:80\n-A -t 198.18.0.2\n-A -t 198.18.0.3:80\n";
     let (c, _, err) = run_with(&fake, &["-R"], input);
     assert_eq!(
         (c, err.as_str()),
@@ -53,7 +53,8 @@ fn validation_error_stops_restore() {
 #[test]
 fn server_errors_continue_and_last_line_decides() {
     let fake = new_fake();
-    let input = "-A -t 10.0.0.1:80\n-A -t 10.0.0.1:80\n-E -t 10.0.0.9:80\n-A -t 10.0.0.2:80\n";
+    let input =
+        "-A -t 198.18.0.1:80\n-A -t 198.18.0.1:80\n-E -t 198.18.0.9:80\n-A -t 198.18.0.2:80\n";
     let (c, _, err) = run_with(&fake, &["-R"], input);
     assert_eq!(
         (c, err.as_str()),
@@ -62,7 +63,7 @@ fn server_errors_continue_and_last_line_decides() {
     assert_eq!(fake.borrow().services.len(), 2);
 
     let fake = new_fake();
-    let input = "-A -t 10.0.0.1:80\n-a -t 10.0.0.1:80 -r 10.0.0.2\n-d -t 10.0.0.1:80 -r 10.0.0.9\n";
+    let input = "-A -t 198.18.0.1:80\n-a -t 198.18.0.1:80 -r 198.18.0.2\n-d -t 198.18.0.1:80 -r 198.18.0.9\n";
     let (c, _, err) = run_with(&fake, &["-R"], input);
     assert_eq!((c, err.as_str()), (255, "No such destination\n"));
 }
@@ -70,18 +71,18 @@ fn server_errors_continue_and_last_line_decides() {
 #[test]
 fn popt_error_line_continues() {
     let fake = new_fake();
-    let input = "-A -t\n-A -t 10.0.0.1:80\n";
+    let input = "-A -t\n-A -t 198.18.0.1:80\n";
     let (c, _, err) = run_with(&fake, &["-R"], input);
     assert_eq!((c, err.as_str()), (0, "-t: missing argument\n"));
     assert_eq!(fake.borrow().services.len(), 1);
-    let (c, _, _) = run_with(&new_fake(), &["-R"], "-A -t 10.0.0.1:80\n-A -t\n");
+    let (c, _, _) = run_with(&new_fake(), &["-R"], "-A -t 198.18.0.1:80\n-A -t\n");
     assert_eq!(c, 255);
 }
 
 #[test]
 fn nested_restore_is_refused() {
     let fake = new_fake();
-    let (c, _, err) = run_with(&fake, &["-R"], "-A -t 10.0.0.1:80\n-R\n-C\n");
+    let (c, _, err) = run_with(&fake, &["-R"], "-A -t 198.18.0.1:80\n-R\n-C\n");
     assert_eq!((c, err.as_str()), (255, TRY));
     assert_eq!(fake.borrow().services.len(), 1);
 }
@@ -89,7 +90,7 @@ fn nested_restore_is_refused() {
 #[test]
 fn listing_inside_restore_sees_earlier_lines() {
     let fake = new_fake();
-    let input = "-A -t 10.0.0.1:80 -s rr\n-L -n\n-S -n\n-A -t 10.0.0.2:80\n";
+    let input = "-A -t 198.18.0.1:80 -s rr\n-L -n\n-S -n\n-A -t 198.18.0.2:80\n";
     let (c, out, err) = run_with(&fake, &["-R"], input);
     assert_eq!((c, err.as_str()), (0, ""));
     assert_eq!(
@@ -98,15 +99,15 @@ fn listing_inside_restore_sees_earlier_lines() {
             "IP Virtual Server version 1.2.1 (size=4096)\n",
             "Prot LocalAddress:Port Scheduler Flags\n",
             "  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n",
-            "TCP  10.0.0.1:80 rr\n",
-            "-A -t 10.0.0.1:80 -s rr\n",
+            "TCP  198.18.0.1:80 rr\n",
+            "-A -t 198.18.0.1:80 -s rr\n",
         )
     );
     // A failing listing ends the restore with status 1.
     let (c, _, err) = run_with(
         &new_fake(),
         &["-R"],
-        "-L -t 10.0.0.1:80\n-A -t 10.0.0.1:80\n",
+        "-L -t 198.18.0.1:80\n-A -t 198.18.0.1:80\n",
     );
     assert_eq!((c, err.as_str()), (1, "No such service\n"));
 }
@@ -115,8 +116,7 @@ fn listing_inside_restore_sees_earlier_lines() {
 fn invalid_operation_is_reported_per_line_not_per_batch() {
     // A multicast real server is refused (EINVAL) without sinking its batch.
     let fake = new_fake();
-    let input =
-        "-A -t 10.0.0.1:80\n-a -t 10.0.0.1:80 -r 224.0.0.1\n-a -t 10.0.0.1:80 -r 10.0.0.2\n";
+    let input = "-A -t 198.18.0.1:80\n-a -t 198.18.0.1:80 -r 224.0.0.1\n-a -t 198.18.0.1:80 -r 198.18.0.2\n";
     let (c, _, err) = run_with(&fake, &["-R"], input);
     assert_eq!(
         (c, err.as_str()),
@@ -132,13 +132,13 @@ fn invalid_operation_is_reported_per_line_not_per_batch() {
 fn save_then_restore_round_trip() {
     let fake = new_fake();
     let setup = concat!(
-        "-A -t 10.0.0.1:80 -s rr\n",
-        "-a -t 10.0.0.1:80 -r 10.0.0.2:80 -m -w 1\n",
-        "-a -t 10.0.0.1:80 -r 10.0.0.3:8080 -m -w 2\n",
-        "-A -t 10.0.0.1:443 -s wlc -p 360 -M 255.255.255.0\n",
-        "-a -t 10.0.0.1:443 -r 10.0.1.10:443 -g -w 1\n",
-        "-A -u 10.0.0.1:53 -s sh -b sh-fallback,sh-port\n",
-        "-a -u 10.0.0.1:53 -r 10.0.2.5:53 -i -w 1 --tun-type gue --tun-port 6080 --tun-remcsum\n",
+        "-A -t 198.18.0.1:80 -s rr\n",
+        "-a -t 198.18.0.1:80 -r 198.18.0.2:80 -m -w 1\n",
+        "-a -t 198.18.0.1:80 -r 198.18.0.3:8080 -m -w 2\n",
+        "-A -t 198.18.0.1:443 -s wlc -p 360 -M 255.255.255.0\n",
+        "-a -t 198.18.0.1:443 -r 198.18.1.10:443 -g -w 1\n",
+        "-A -u 198.18.0.1:53 -s sh -b sh-fallback,sh-port\n",
+        "-a -u 198.18.0.1:53 -r 198.18.2.5:53 -i -w 1 --tun-type gue --tun-port 6080 --tun-remcsum\n",
         "-A -f 1 -6 -s rr\n",
         "-a -f 1 -6 -r [2001:db8::1]:0 -m -w 1\n",
     );
@@ -233,7 +233,7 @@ fn daemon_unreachable() {
         &[][..],
         &["-L", "-n"],
         &["-n", "-L"],
-        &["-A", "-t", "10.0.0.1"],
+        &["-A", "-t", "198.18.0.1"],
     ] {
         let (c, out, err) = run_unreachable(args);
         assert_eq!((c, out.as_str(), err.as_str()), (2, "", expect), "{args:?}");
@@ -259,7 +259,10 @@ fn daemon_unreachable() {
 #[test]
 fn bare_invocation_lists_with_names() {
     let fake = new_fake();
-    assert_eq!(run_with(&fake, &words("-A -t 10.0.0.1:80 -s rr"), "").0, 0);
+    assert_eq!(
+        run_with(&fake, &words("-A -t 198.18.0.1:80 -s rr"), "").0,
+        0
+    );
     let (c, out, _) = run_with(&fake, &[], "");
     assert_eq!(c, 0);
     assert!(out.ends_with("TCP  lb.example.com:http rr\n"), "{out}");
@@ -269,12 +272,12 @@ fn bare_invocation_lists_with_names() {
 fn misc_commands() {
     let fake = new_fake();
     for cmd in [
-        "-A -t 10.0.0.1:80",
+        "-A -t 198.18.0.1:80",
         "--set 100 0 200",
         "--start-daemon master",
         "--start-daemon backup --mcast-interface eth1 --syncid 3",
         "-Z",
-        "-Z -t 10.0.0.1:80",
+        "-Z -t 198.18.0.1:80",
     ] {
         assert_eq!(
             run_with(&fake, &words(cmd), ""),
@@ -295,13 +298,13 @@ fn misc_commands() {
         "Daemon has already run\n"
     );
     assert_eq!(
-        run_with(&fake, &words("-Z -t 10.0.0.2:80"), ""),
+        run_with(&fake, &words("-Z -t 198.18.0.2:80"), ""),
         (255, String::new(), "No such service\n".into())
     );
     assert_eq!(run_with(&fake, &words("--stop-daemon master"), "").0, 0);
-    assert_eq!(run_with(&fake, &words("-D -t 10.0.0.1:80"), "").0, 0);
+    assert_eq!(run_with(&fake, &words("-D -t 198.18.0.1:80"), "").0, 0);
     assert_eq!(
-        run_with(&fake, &words("-D -t 10.0.0.1:80"), "").2,
+        run_with(&fake, &words("-D -t 198.18.0.1:80"), "").2,
         "No such service\n"
     );
     assert_eq!(run_with(&fake, &words("-C"), "").0, 0);
