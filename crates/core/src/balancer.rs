@@ -958,28 +958,40 @@ impl Balancer {
         }
     }
 
-    /// Account an inbound packet, advance the state machine and transmit it.
-    fn forward_in(&mut self, now: Instant, idx: u32, p: &Parsed, f: &mut FrameBuf<'_>) -> Action {
-        let bytes = p.ip_len as u64;
-        let dest = self.conns.get(idx).dest;
-        if let Some(d) = self
+    /// Count one packet of `ip_len` bytes for a destination, its service and the totals
+    /// (spec 3.8: relayed ICMP errors count too).
+    fn account(&mut self, dest: u32, ip_len: usize, outbound: bool) {
+        let bytes = ip_len as u64;
+        let bump = |st: &mut Stats| {
+            if outbound {
+                st.outpkts += 1;
+                st.outbytes += bytes;
+            } else {
+                st.inpkts += 1;
+                st.inbytes += bytes;
+            }
+        };
+        bump(&mut self.total);
+        let Some(d) = self
             .services
             .dests
             .get_mut(dest as usize)
             .and_then(Option::as_mut)
-        {
-            d.stats.inpkts += 1;
-            d.stats.inbytes += bytes;
-            if d.svc_alive {
-                let sid = d.svc;
-                if let Some(Some(s)) = self.services.svcs.get_mut(sid as usize) {
-                    s.stats.inpkts += 1;
-                    s.stats.inbytes += bytes;
-                }
+        else {
+            return;
+        };
+        bump(&mut d.stats);
+        if d.svc_alive {
+            let sid = d.svc as usize;
+            if let Some(Some(s)) = self.services.svcs.get_mut(sid) {
+                bump(&mut s.stats);
             }
         }
-        self.total.inpkts += 1;
-        self.total.inbytes += bytes;
+    }
+
+    /// Account an inbound packet, advance the state machine and transmit it.
+    fn forward_in(&mut self, now: Instant, idx: u32, p: &Parsed, f: &mut FrameBuf<'_>) -> Action {
+        self.account(self.conns.get(idx).dest, p.ip_len, false);
         self.advance_state(now, idx, p, false);
         let c = self.conns.get_mut(idx);
         c.in_pkts = c.in_pkts.wrapping_add(1);
@@ -988,29 +1000,7 @@ impl Balancer {
 
     /// NAT reply from a real server: account, advance state, SNAT and send to the client.
     fn forward_out(&mut self, now: Instant, idx: u32, p: &Parsed, f: &mut FrameBuf<'_>) -> Action {
-        let bytes = p.ip_len as u64;
-        let dest = self.conns.get(idx).dest;
-        if let Some(d) = self
-            .services
-            .dests
-            .get_mut(dest as usize)
-            .and_then(Option::as_mut)
-        {
-            if !d.state.available && d.pos.is_none() && !self.cfg.expire_nodest_conn {
-                // replies of connections to deleted destinations still flow back
-            }
-            d.stats.outpkts += 1;
-            d.stats.outbytes += bytes;
-            if d.svc_alive {
-                let sid = d.svc;
-                if let Some(Some(s)) = self.services.svcs.get_mut(sid as usize) {
-                    s.stats.outpkts += 1;
-                    s.stats.outbytes += bytes;
-                }
-            }
-        }
-        self.total.outpkts += 1;
-        self.total.outbytes += bytes;
+        self.account(self.conns.get(idx).dest, p.ip_len, true);
         self.advance_state(now, idx, p, true);
         crate::xmit::transmit_out(self, idx, p, f)
     }
@@ -1110,18 +1100,7 @@ impl Balancer {
         if !self.services.dest_state(c.dest).available {
             return false;
         }
-        let dest = c.dest;
-        if let Some(d) = self
-            .services
-            .dests
-            .get_mut(dest as usize)
-            .and_then(Option::as_mut)
-        {
-            d.stats.inpkts += 1;
-            d.stats.inbytes += ip_len as u64;
-        }
-        self.total.inpkts += 1;
-        self.total.inbytes += ip_len as u64;
+        self.account(c.dest, ip_len, false);
         true
     }
 
@@ -1131,18 +1110,7 @@ impl Balancer {
             self.expire(idx, now);
             return false;
         }
-        let dest = self.conns.get(idx).dest;
-        if let Some(d) = self
-            .services
-            .dests
-            .get_mut(dest as usize)
-            .and_then(Option::as_mut)
-        {
-            d.stats.outpkts += 1;
-            d.stats.outbytes += ip_len as u64;
-        }
-        self.total.outpkts += 1;
-        self.total.outbytes += ip_len as u64;
+        self.account(self.conns.get(idx).dest, ip_len, true);
         true
     }
 

@@ -63,7 +63,7 @@ pub(crate) fn handle(lb: &mut Balancer, now: Instant, p: &Parsed, f: &mut FrameB
         return Action::Pass;
     };
     if !matches!(q.proto, 6 | 17 | 132) {
-        return tunnel_error(lb, now, p, f, &q, ty);
+        return tunnel_error(lb, p, f, &q, ty);
     }
     let af = u8::from(p.v6);
     // Error about a reply VIP → client, sent toward the VIP: belongs to an inbound entry.
@@ -111,7 +111,7 @@ pub(crate) fn handle(lb: &mut Balancer, now: Instant, p: &Parsed, f: &mut FrameB
                     if !dec_ttl(f.buf, l3, p.v6) {
                         return Action::Drop(DropReason::TtlExceeded);
                     }
-                    crate::xmit::encapsulate_conn(lb, idx, p, f)
+                    crate::xmit::encapsulate(lb, idx, p, f)
                 }
             };
         }
@@ -214,14 +214,7 @@ fn addr_at(buf: &[u8], at: usize) -> Addr16 {
 
 /// An ICMP "fragmentation needed" about one of our IPIP packets toward a real server:
 /// tell the client, with the MTU reduced by the tunnel header (spec 6.4).
-fn tunnel_error(
-    lb: &mut Balancer,
-    _now: Instant,
-    p: &Parsed,
-    f: &mut FrameBuf<'_>,
-    q: &Quoted,
-    ty: u8,
-) -> Action {
+fn tunnel_error(lb: &mut Balancer, p: &Parsed, f: &mut FrameBuf<'_>, q: &Quoted, ty: u8) -> Action {
     let is_too_big = if p.v6 {
         ty == 2
     } else {
@@ -309,7 +302,6 @@ fn build_error(
     (ty, code): (u8, u8),
     word: u32,
 ) -> Option<Egress> {
-    let _ = &lb.cfg;
     let limit = if v6 { 1280 - 48 } else { 576 - 28 };
     let ip_hdr = if v6 { 40 } else { 20 };
     let room = f.buf.len().checked_sub(f.offset + l2 + ip_hdr + 8)?;

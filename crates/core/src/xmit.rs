@@ -138,8 +138,11 @@ pub(crate) fn transmit_in(lb: &mut Balancer, idx: u32, p: &Parsed, f: &mut Frame
             None => Action::Drop(DropReason::TtlExceeded),
         };
     }
-    let c = lb.conns.get(idx).clone();
-    let next_hop = crate::addr::from16(&c.daddr, c.dest_v6());
+    let (daddr, dport, dest_v6) = {
+        let c = lb.conns.get(idx);
+        (c.daddr, c.dport, c.dest_v6())
+    };
+    let next_hop = crate::addr::from16(&daddr, dest_v6);
     let len = p.l3 + p.ip_len;
     match method {
         ForwardMethod::DirectRoute => {
@@ -162,15 +165,15 @@ pub(crate) fn transmit_in(lb: &mut Balancer, idx: u32, p: &Parsed, f: &mut Frame
                 p.v6,
                 p.proto,
                 dst_at,
-                &c.daddr,
+                &daddr,
                 l4 + 2,
-                c.dport,
+                dport,
             ) {
                 return Action::Drop(DropReason::Malformed);
             }
             forward(next_hop, f.offset, len)
         }
-        ForwardMethod::Tunnel => encapsulate(lb, &c, p, f),
+        ForwardMethod::Tunnel => encapsulate(lb, idx, p, f),
         ForwardMethod::Local => Action::Pass,
     }
 }
@@ -191,7 +194,10 @@ pub(crate) fn transmit_out(
     p: &Parsed,
     f: &mut FrameBuf<'_>,
 ) -> Action {
-    let c = lb.conns.get(idx).clone();
+    let (vaddr, vport, caddr, client_v6) = {
+        let c = lb.conns.get(idx);
+        (c.vaddr, c.vport, c.caddr, c.is_v6())
+    };
     let l3 = f.offset + p.l3;
     if !dec_ttl(f.buf, l3, p.v6) {
         return Action::Drop(DropReason::TtlExceeded);
@@ -206,14 +212,14 @@ pub(crate) fn transmit_out(
         p.v6,
         p.proto,
         src_at,
-        &c.vaddr,
+        &vaddr,
         l4,
-        c.vport,
+        vport,
     ) {
         return Action::Drop(DropReason::Malformed);
     }
     forward(
-        crate::addr::from16(&c.caddr, c.is_v6()),
+        crate::addr::from16(&caddr, client_v6),
         f.offset,
         p.l3 + p.ip_len,
     )
@@ -239,11 +245,15 @@ fn entropy_port(c: &Conn) -> u16 {
     0xC000 | (h as u16 & 0x3FFF)
 }
 
-/// Prepend the tunnel headers (spec 6.4) in the buffer's headroom.
-fn encapsulate(lb: &mut Balancer, c: &Conn, p: &Parsed, f: &mut FrameBuf<'_>) -> Action {
-    let dcfg = &lb.services.dest(c.dest).cfg;
+/// Prepend the tunnel headers (spec 6.4) in the buffer's headroom (data packets and the
+/// ICMP errors relayed for tunnel connections).
+pub(crate) fn encapsulate(lb: &mut Balancer, idx: u32, p: &Parsed, f: &mut FrameBuf<'_>) -> Action {
+    let (dest, daddr, outer_v6, eport) = {
+        let c = lb.conns.get(idx);
+        (c.dest, c.daddr, c.dest_v6(), entropy_port(c))
+    };
+    let dcfg = &lb.services.dest(dest).cfg;
     let (tunnel, csum) = (dcfg.tunnel, dcfg.tun_csum);
-    let outer_v6 = c.dest_v6();
     let extra = match tunnel {
         TunnelType::Ipip => 0,
         TunnelType::Gue { .. } => 12,
@@ -318,7 +328,7 @@ fn encapsulate(lb: &mut Balancer, c: &Conn, p: &Parsed, f: &mut FrameBuf<'_>) ->
         h[6] = ip_proto;
         h[7] = inner_ttl;
         h[8..24].copy_from_slice(&src);
-        h[24..40].copy_from_slice(&c.daddr);
+        h[24..40].copy_from_slice(&daddr);
     } else {
         let h = &mut f.buf[o..o + 20];
         h[0] = 0x45;
@@ -331,7 +341,7 @@ fn encapsulate(lb: &mut Balancer, c: &Conn, p: &Parsed, f: &mut FrameBuf<'_>) ->
         h[9] = ip_proto;
         h[10..12].copy_from_slice(&[0, 0]);
         h[12..16].copy_from_slice(&src[..4]);
-        h[16..20].copy_from_slice(&c.daddr[..4]);
+        h[16..20].copy_from_slice(&daddr[..4]);
         let cs = !checksum::data(h);
         h[10..12].copy_from_slice(&cs.to_be_bytes());
     }
@@ -340,7 +350,7 @@ fn encapsulate(lb: &mut Balancer, c: &Conn, p: &Parsed, f: &mut FrameBuf<'_>) ->
         TunnelType::Ipip => {}
         TunnelType::Gue { port } => {
             let ulen = (8 + 4 + inner_len) as u16;
-            let sport = entropy_port(c);
+            let sport = eport;
             let u = &mut f.buf[t..t + 12];
             u[0..2].copy_from_slice(&sport.to_be_bytes());
             u[2..4].copy_from_slice(&port.to_be_bytes());
@@ -357,11 +367,11 @@ fn encapsulate(lb: &mut Balancer, c: &Conn, p: &Parsed, f: &mut FrameBuf<'_>) ->
             if csum != TunnelCsum::NoCsum || outer_v6 {
                 let seg = &f.buf[t..t + usize::from(ulen)];
                 let ph = if outer_v6 {
-                    checksum::pseudo_header_v6(&src.into(), &c.daddr.into(), 17, u32::from(ulen))
+                    checksum::pseudo_header_v6(&src.into(), &daddr.into(), 17, u32::from(ulen))
                 } else {
                     checksum::pseudo_header_v4(
                         [src[0], src[1], src[2], src[3]].into(),
-                        [c.daddr[0], c.daddr[1], c.daddr[2], c.daddr[3]].into(),
+                        [daddr[0], daddr[1], daddr[2], daddr[3]].into(),
                         17,
                         u32::from(ulen),
                     )
@@ -391,19 +401,8 @@ fn encapsulate(lb: &mut Balancer, c: &Conn, p: &Parsed, f: &mut FrameBuf<'_>) ->
         }
     }
     Action::Forward(Egress {
-        next_hop: crate::addr::from16(&c.daddr, outer_v6),
+        next_hop: crate::addr::from16(&daddr, outer_v6),
         offset: new,
         len: l2 + total,
     })
-}
-
-/// Encapsulate an ICMP error (already accounted) for a tunnel connection.
-pub(crate) fn encapsulate_conn(
-    lb: &mut Balancer,
-    idx: u32,
-    p: &Parsed,
-    f: &mut FrameBuf<'_>,
-) -> Action {
-    let c = lb.conns.get(idx).clone();
-    encapsulate(lb, &c, p, f)
 }
