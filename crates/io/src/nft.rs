@@ -53,22 +53,41 @@ impl Proto {
     }
 }
 
-/// Traffic of one virtual service to drop: protocol, VIP and port (0 = every port, as for
-/// an IPVS persistent-port-zero service). The family is the VIP's.
+/// Traffic to drop: protocol, address and port (0 = every port, as for an IPVS
+/// persistent-port-zero service). Normally the destination of a virtual service; with
+/// `source` set, the source of a NAT real server (its replies must reach only the daemon,
+/// never the host's forwarding path). The family is the address's.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct VipPort {
     /// Protocol.
     pub proto: Proto,
-    /// Virtual IP address.
+    /// Virtual IP address (or real-server address with `source`).
     pub vip: IpAddr,
-    /// Destination port; 0 for all ports.
+    /// Destination port (source port with `source`); 0 for all ports.
     pub port: u16,
+    /// Match the source address and port instead of the destination.
+    pub source: bool,
 }
 
 impl VipPort {
-    /// A service entry.
+    /// A virtual-service entry (matches destination address and port).
     pub const fn new(proto: Proto, vip: IpAddr, port: u16) -> Self {
-        Self { proto, vip, port }
+        Self {
+            proto,
+            vip,
+            port,
+            source: false,
+        }
+    }
+
+    /// A NAT real-server entry (matches source address and port).
+    pub const fn real_server(proto: Proto, rip: IpAddr, port: u16) -> Self {
+        Self {
+            proto,
+            vip: rip,
+            port,
+            source: true,
+        }
     }
 
     /// `"ip"` or `"ip6"`, the nft family keyword of the VIP.
@@ -78,10 +97,15 @@ impl VipPort {
 
     fn rule(&self) -> String {
         let (fam, p) = (self.family(), self.proto.as_str());
-        if self.port == 0 {
-            format!("{fam} daddr {} meta l4proto {p} drop", self.vip)
+        let (addr, port) = if self.source {
+            ("saddr", "sport")
         } else {
-            format!("{fam} daddr {} {p} dport {} drop", self.vip, self.port)
+            ("daddr", "dport")
+        };
+        if self.port == 0 {
+            format!("{fam} {addr} {} meta l4proto {p} drop", self.vip)
+        } else {
+            format!("{fam} {addr} {} {p} {port} {} drop", self.vip, self.port)
         }
     }
 }
@@ -343,6 +367,23 @@ table netdev rvs {
 }
 ";
         assert_eq!(text, expected);
+    }
+
+    #[test]
+    fn renders_real_server_source_rules() {
+        let s = [
+            VipPort::real_server(Proto::Tcp, "198.19.0.2".parse().expect("ip"), 8080),
+            VipPort::real_server(Proto::Udp, "2001:db8::2".parse().expect("ip"), 0),
+        ];
+        let text = ingress_drop_ruleset("rvs", &["eth0"], &s).expect("valid");
+        assert!(
+            text.contains("\t\tip saddr 198.19.0.2 tcp sport 8080 drop\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("\t\tip6 saddr 2001:db8::2 meta l4proto udp drop\n"),
+            "{text}"
+        );
     }
 
     #[test]
