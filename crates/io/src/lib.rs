@@ -50,6 +50,7 @@ mod netlink;
 pub mod netns;
 pub mod nft;
 pub mod packet;
+pub mod poll;
 
 #[cfg(test)]
 mod lab_tests;
