@@ -13,6 +13,8 @@ use anyhow::Context;
 use clap::Parser;
 
 mod convert;
+mod csum;
+mod dataplane;
 mod engine;
 mod server;
 
@@ -34,6 +36,14 @@ struct Args {
     /// Maximum tracked connections (connections + persistence templates).
     #[arg(long, default_value_t = 1 << 20, value_name = "N")]
     max_connections: usize,
+    /// Forward traffic on this interface (repeat for several). Without it rvsd only keeps
+    /// the service table (control plane only).
+    #[arg(short = 'i', long = "interface", value_name = "IFNAME")]
+    interfaces: Vec<String>,
+    /// Source address of tunnel (TUN) packets; default: the kernel's preferred source
+    /// toward each real server (repeat for IPv4 and IPv6).
+    #[arg(long, value_name = "ADDR")]
+    tunnel_src: Vec<std::net::IpAddr>,
     /// More logging (-v debug, -vv trace); RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count)]
     verbose: u8,
@@ -103,11 +113,18 @@ fn run(args: Args) -> anyhow::Result<()> {
         h.write_u64(std::process::id().into());
         h.finish()
     };
-    let cfg = rvs_core::Config {
+    let mut cfg = rvs_core::Config {
         capacity: args.max_connections,
         hash_seed: seed,
         ..rvs_core::Config::default()
     };
+    for a in &args.tunnel_src {
+        match a {
+            std::net::IpAddr::V4(v4) => cfg.tunnel_src_v4 = Some(*v4),
+            std::net::IpAddr::V6(v6) => cfg.tunnel_src_v6 = Some(*v6),
+        }
+    }
+    let fixed_src = (cfg.tunnel_src_v4.is_some(), cfg.tunnel_src_v6.is_some());
     let mut engine = engine::Engine::new(cfg, state_path.clone());
     let restored = engine.load()?;
     tracing::info!(
@@ -121,7 +138,21 @@ fn run(args: Args) -> anyhow::Result<()> {
         .name("rvsd-control".into())
         .spawn(move || server::serve(listener, tx))
         .context("starting the control thread")?;
-    // The engine loop: control requests between timer runs.
+    if args.interfaces.is_empty() {
+        control_only_loop(&mut engine, &rx)
+    } else {
+        let mut dp = dataplane::DataPlane::open(&args.interfaces, fixed_src)?;
+        dp.sync(&mut engine.lb)?;
+        tracing::info!(interfaces = ?args.interfaces, "forwarding");
+        forwarding_loop(&mut engine, &rx, &mut dp)
+    }
+}
+
+/// No interfaces: control requests between timer runs.
+fn control_only_loop(
+    engine: &mut engine::Engine,
+    rx: &mpsc::Receiver<server::Job>,
+) -> anyhow::Result<()> {
     loop {
         let now = engine.clock.now();
         let wait = engine
@@ -139,5 +170,59 @@ fn run(args: Args) -> anyhow::Result<()> {
         }
         let now = engine.clock.now();
         engine.lb.handle_timeout(now);
+    }
+}
+
+/// Run to completion: control requests, then a batch from every ready socket, then timers.
+/// Busy-polls while traffic flows and backs off to a short blocking wait when idle.
+fn forwarding_loop(
+    engine: &mut engine::Engine,
+    rx: &mpsc::Receiver<server::Job>,
+    dp: &mut dataplane::DataPlane,
+) -> anyhow::Result<()> {
+    let mut idle_rounds: u32 = 0;
+    let mut next_timer = engine.clock.now();
+    loop {
+        let mut changed = false;
+        loop {
+            match rx.try_recv() {
+                Ok(job) => {
+                    changed |= job.req.is_mutation();
+                    let resp = engine.handle(job.req, job.may_admin);
+                    let _ = job.reply.send(resp);
+                }
+                Err(mpsc::TryRecvError::Empty) => break,
+                Err(mpsc::TryRecvError::Disconnected) => anyhow::bail!("control thread stopped"),
+            }
+        }
+        if changed && let Err(e) = dp.sync(&mut engine.lb) {
+            tracing::error!(error = %format!("{e:#}"), "cannot apply host-side rules");
+        }
+        // spin while busy, then wait in poll(2) for up to 2 ms (pending neighbours: 1 ms)
+        let timeout = if idle_rounds < 64 {
+            Duration::ZERO
+        } else if dp.has_pending() {
+            Duration::from_millis(1)
+        } else {
+            Duration::from_millis(2)
+        };
+        let now = engine.clock.now();
+        match dp.poll(&mut engine.lb, now, timeout) {
+            Ok(0) => idle_rounds = idle_rounds.saturating_add(1),
+            Ok(_) => idle_rounds = 0,
+            Err(e) => {
+                tracing::error!(error = %e, "packet I/O failed");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        let now = engine.clock.now();
+        if now >= next_timer {
+            engine.lb.handle_timeout(now);
+            next_timer = engine
+                .lb
+                .poll_timeout()
+                .unwrap_or(now + rvs_core::time::Duration::from_secs(1))
+                .min(now + rvs_core::time::Duration::from_millis(500));
+        }
     }
 }

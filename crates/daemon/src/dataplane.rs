@@ -1,0 +1,415 @@
+//! The data plane: packet sockets on the served interfaces, the core in between, next hops
+//! from the kernel's routes and neighbours, and nftables rules that keep the host stack
+//! away from virtual-service traffic.
+//!
+//! One run-to-completion loop (the engine thread) receives a batch from every ready
+//! socket, hands each frame to the core, fills in the Ethernet addresses of what the core
+//! forwards, and sends the batch out of the egress interfaces. Control requests are applied
+//! between batches, so the core needs no lock.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
+use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use rvs_core::{Action, Balancer, FrameBuf, RxMeta, ServiceKey};
+use rvs_io::MacAddr;
+use rvs_io::neigh::{NeighCache, Route, RouteKind, route_get};
+use rvs_io::nft::{IngressDrop, Proto, VipPort};
+use rvs_io::packet::{PacketOpts, PacketSocket, copy_with_headroom};
+
+/// Bytes after a frame the core may need for an ICMP error (IPv6 minimum-MTU quote).
+const TAILROOM: usize = 1300;
+/// How long a route lookup is reused.
+const ROUTE_TTL: Duration = Duration::from_secs(5);
+/// Frames kept while their next hop is being resolved (as the kernel's `unres_qlen`).
+const PENDING_MAX: usize = 256;
+/// How long a frame may wait for its next hop.
+const PENDING_TTL: Duration = Duration::from_secs(3);
+/// `PACKET_OTHERHOST`: a frame for another station seen in promiscuous mode.
+const PACKET_OTHERHOST: u8 = 3;
+
+/// Data-plane outcomes the core does not count (everything about delivery).
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct DpCounters {
+    pub(crate) rx: u64,
+    pub(crate) tx: u64,
+    pub(crate) truncated: u64,
+    pub(crate) no_route: u64,
+    pub(crate) not_served: u64,
+    pub(crate) no_neighbour: u64,
+    pub(crate) pending_expired: u64,
+    pub(crate) tx_errors: u64,
+}
+
+struct IfMeta {
+    name: String,
+    ifindex: u32,
+    mac: MacAddr,
+}
+
+struct OutFrame {
+    iface: usize,
+    bytes: Vec<u8>,
+}
+
+struct Pending {
+    since: Instant,
+    iface: usize,
+    next_hop: IpAddr,
+    bytes: Vec<u8>,
+}
+
+#[derive(Clone, Copy)]
+struct Hop {
+    iface: usize,
+    ifindex: u32,
+    next_hop: IpAddr,
+}
+
+pub(crate) struct DataPlane {
+    socks: Vec<PacketSocket>,
+    meta: Vec<IfMeta>,
+    neigh: NeighCache,
+    routes: HashMap<IpAddr, (Instant, Option<Hop>)>,
+    pending: VecDeque<Pending>,
+    out: Vec<OutFrame>,
+    spare: Vec<Vec<u8>>,
+    rxbuf: Vec<u8>,
+    nft: Option<IngressDrop>,
+    pub(crate) counters: DpCounters,
+    /// Explicit tunnel sources (`--tunnel-src`); otherwise taken from the routes.
+    fixed_tunnel_src: (bool, bool),
+}
+
+impl DataPlane {
+    /// Open a packet socket on every interface.
+    pub(crate) fn open(names: &[String], fixed_tunnel_src: (bool, bool)) -> anyhow::Result<Self> {
+        if let Some(why) = rvs_io::nft::nft_unavailable() {
+            anyhow::bail!(
+                "{why}: rvsd needs nftables to keep the host stack away from virtual-service \
+                 traffic (apt-get install nftables)"
+            );
+        }
+        let mut socks = Vec::new();
+        let mut meta = Vec::new();
+        for n in names {
+            let sock = PacketSocket::open(n, &PacketOpts::default())
+                .with_context(|| format!("opening a packet socket on {n}"))?;
+            let mac = rvs_io::packet::mac_of(n).with_context(|| format!("MAC address of {n}"))?;
+            meta.push(IfMeta {
+                name: n.clone(),
+                ifindex: sock.ifindex(),
+                mac,
+            });
+            socks.push(sock);
+        }
+        Ok(Self {
+            socks,
+            meta,
+            neigh: NeighCache::default(),
+            routes: HashMap::new(),
+            pending: VecDeque::new(),
+            out: Vec::new(),
+            spare: Vec::new(),
+            rxbuf: Vec::with_capacity(4096),
+            nft: None,
+            counters: DpCounters::default(),
+            fixed_tunnel_src,
+        })
+    }
+
+    /// Bring the host-side state in line with the service table: nftables drops for every
+    /// VIP:port and NAT real server, tunnel source addresses, neighbour warm-up.
+    pub(crate) fn sync(&mut self, lb: &mut Balancer) -> anyhow::Result<()> {
+        let mut rules = Vec::new();
+        let mut cfg = lb.config().clone();
+        let now = Instant::now();
+        for s in lb.services() {
+            if let ServiceKey::Addr { proto, addr, port } = s.config.key {
+                let p = nft_proto(proto);
+                rules.push(VipPort::new(p, addr, port));
+                for d in &s.dests {
+                    if d.config.method == rvs_core::ForwardMethod::Masq {
+                        rules.push(VipPort::real_server(p, d.config.addr, d.config.port));
+                    }
+                }
+            }
+            for d in &s.dests {
+                let Some(hop) = self.hop(d.config.addr, now) else {
+                    continue;
+                };
+                if d.config.method == rvs_core::ForwardMethod::Tunnel {
+                    let src = self.routes_src(d.config.addr);
+                    match src {
+                        Some(IpAddr::V4(a)) if !self.fixed_tunnel_src.0 => {
+                            cfg.tunnel_src_v4.get_or_insert(a);
+                        }
+                        Some(IpAddr::V6(a)) if !self.fixed_tunnel_src.1 => {
+                            cfg.tunnel_src_v6.get_or_insert(a);
+                        }
+                        _ => {}
+                    }
+                }
+                // ask the kernel to resolve the next hop now rather than on the first packet
+                let _ = self.neigh.resolve(now, hop.ifindex, hop.next_hop);
+            }
+        }
+        lb.set_config(cfg);
+        let names: Vec<&str> = self.meta.iter().map(|m| m.name.as_str()).collect();
+        match &mut self.nft {
+            Some(t) => t.update(&names, &rules),
+            None => IngressDrop::apply("rvsd", &names, &rules).map(|t| {
+                self.nft = Some(t);
+            }),
+        }
+        .context("installing the nftables ingress rules")?;
+        Ok(())
+    }
+
+    fn routes_src(&self, dst: IpAddr) -> Option<IpAddr> {
+        route_get(dst).ok().and_then(|r| r.prefsrc)
+    }
+
+    /// Egress interface and next hop for `dst` (cached for a few seconds).
+    fn hop(&mut self, dst: IpAddr, now: Instant) -> Option<Hop> {
+        if let Some((at, h)) = self.routes.get(&dst)
+            && now.saturating_duration_since(*at) < ROUTE_TTL
+        {
+            return *h;
+        }
+        let h = match route_get(dst) {
+            Ok(r) => self.hop_of(&r, dst),
+            Err(_) => None,
+        };
+        if self.routes.len() > 65_536 {
+            self.routes.clear();
+        }
+        self.routes.insert(dst, (now, h));
+        h
+    }
+
+    fn hop_of(&self, r: &Route, dst: IpAddr) -> Option<Hop> {
+        if r.kind != RouteKind::Unicast {
+            return None;
+        }
+        let iface = self.meta.iter().position(|m| m.ifindex == r.ifindex)?;
+        Some(Hop {
+            iface,
+            ifindex: r.ifindex,
+            next_hop: r.next_hop(dst),
+        })
+    }
+
+    fn take_buf(&mut self) -> Vec<u8> {
+        self.spare.pop().unwrap_or_default()
+    }
+
+    /// Wait up to `timeout` for frames, process everything received, send the results.
+    /// Returns the number of frames received.
+    pub(crate) fn poll(
+        &mut self,
+        lb: &mut Balancer,
+        now_core: rvs_core::time::Instant,
+        timeout: Duration,
+    ) -> std::io::Result<usize> {
+        let fds: Vec<_> = self.socks.iter().map(|s| s.as_raw_fd()).collect();
+        let ready = rvs_io::poll::wait_readable(&fds, timeout)?;
+        let now = Instant::now();
+        let mut received = 0;
+        for (i, r) in ready.into_iter().enumerate() {
+            if !r {
+                continue;
+            }
+            // (frame, truncated, for another station, checksum not filled in)
+            let mut frames: Vec<(Vec<u8>, bool, bool, bool)> = Vec::new();
+            let mut spare = std::mem::take(&mut self.spare);
+            self.socks[i].recv_batch(Duration::ZERO, |frame, info| {
+                let truncated = (info.wire_len as usize) > frame.len();
+                let other = info.pkt_type == PACKET_OTHERHOST;
+                let mut b = spare.pop().unwrap_or_default();
+                b.clear();
+                b.extend_from_slice(frame);
+                frames.push((b, truncated, other, info.csum_not_ready));
+            })?;
+            self.spare = spare;
+            for (frame, truncated, other, csum_partial) in frames {
+                received += 1;
+                self.counters.rx += 1;
+                if truncated {
+                    // larger than the ring slot: GRO/GSO super-frames (turn GRO off)
+                    self.counters.truncated += 1;
+                } else if !other {
+                    self.handle(lb, now_core, now, i, &frame, csum_partial);
+                }
+                self.spare.push(frame);
+            }
+        }
+        self.retry_pending(now);
+        self.flush();
+        Ok(received)
+    }
+
+    fn handle(
+        &mut self,
+        lb: &mut Balancer,
+        now_core: rvs_core::time::Instant,
+        now: Instant,
+        ingress: usize,
+        frame: &[u8],
+        csum_partial: bool,
+    ) {
+        let mut rx = std::mem::take(&mut self.rxbuf);
+        let (off, len) = copy_with_headroom(frame, &mut rx, TAILROOM);
+        if csum_partial {
+            crate::csum::complete_l4_checksum(&mut rx[off..off + len]);
+        }
+        let mut fb = FrameBuf {
+            buf: &mut rx,
+            offset: off,
+            len,
+        };
+        match lb.process(now_core, RxMeta::default(), &mut fb) {
+            Action::Forward(e) => match self.hop(e.next_hop, now) {
+                Some(hop) => {
+                    let mut b = self.take_buf();
+                    b.clear();
+                    b.extend_from_slice(&rx[e.offset..e.offset + e.len]);
+                    self.emit(now, hop, b);
+                }
+                None => {
+                    if route_get(e.next_hop).is_ok() {
+                        self.counters.not_served += 1;
+                    } else {
+                        self.counters.no_route += 1;
+                    }
+                }
+            },
+            Action::Reply(e) => {
+                // back out of the interface it came in on; the core swapped the MACs
+                let mut b = self.take_buf();
+                b.clear();
+                b.extend_from_slice(&rx[e.offset..e.offset + e.len]);
+                if b.len() >= 12 {
+                    b[6..12].copy_from_slice(&self.meta[ingress].mac.0);
+                }
+                self.out.push(OutFrame {
+                    iface: ingress,
+                    bytes: b,
+                });
+            }
+            Action::Pass | Action::Drop(_) => {}
+        }
+        self.rxbuf = rx;
+    }
+
+    /// Address the frame to the next hop's MAC, or park it until that is known.
+    fn emit(&mut self, now: Instant, hop: Hop, mut bytes: Vec<u8>) {
+        match self.neigh.get(now, hop.ifindex, hop.next_hop) {
+            Some(mac) => {
+                if bytes.len() >= 12 {
+                    bytes[..6].copy_from_slice(&mac.0);
+                    bytes[6..12].copy_from_slice(&self.meta[hop.iface].mac.0);
+                }
+                self.out.push(OutFrame {
+                    iface: hop.iface,
+                    bytes,
+                });
+            }
+            None => {
+                let _ = self.neigh.resolve(now, hop.ifindex, hop.next_hop);
+                if let Some(mac) = self.neigh.get(now, hop.ifindex, hop.next_hop) {
+                    let _ = mac;
+                    return self.emit(now, hop, bytes);
+                }
+                if self.pending.len() >= PENDING_MAX {
+                    self.pending.pop_front();
+                    self.counters.no_neighbour += 1;
+                }
+                self.pending.push_back(Pending {
+                    since: now,
+                    iface: hop.iface,
+                    next_hop: hop.next_hop,
+                    bytes,
+                });
+            }
+        }
+    }
+
+    fn retry_pending(&mut self, now: Instant) {
+        let n = self.pending.len();
+        for _ in 0..n {
+            let Some(p) = self.pending.pop_front() else {
+                break;
+            };
+            let ifindex = self.meta[p.iface].ifindex;
+            let mac = match self.neigh.get(now, ifindex, p.next_hop) {
+                Some(m) => Some(m),
+                None => self.neigh.resolve(now, ifindex, p.next_hop).ok().flatten(),
+            };
+            match mac {
+                Some(_) => self.emit(
+                    now,
+                    Hop {
+                        iface: p.iface,
+                        ifindex,
+                        next_hop: p.next_hop,
+                    },
+                    p.bytes,
+                ),
+                None if now.saturating_duration_since(p.since) > PENDING_TTL => {
+                    self.counters.pending_expired += 1;
+                    self.spare.push(p.bytes);
+                }
+                None => self.pending.push_back(p),
+            }
+        }
+    }
+
+    /// Whether frames wait for a neighbour (the loop then polls with a short timeout).
+    pub(crate) fn has_pending(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
+    fn flush(&mut self) {
+        if self.out.is_empty() {
+            return;
+        }
+        let out = std::mem::take(&mut self.out);
+        for (i, sock) in self.socks.iter_mut().enumerate() {
+            let batch: Vec<&[u8]> = out
+                .iter()
+                .filter(|o| o.iface == i)
+                .map(|o| o.bytes.as_slice())
+                .collect();
+            if batch.is_empty() {
+                continue;
+            }
+            match sock.send_batch(&batch) {
+                Ok(n) => {
+                    self.counters.tx += n as u64;
+                    self.counters.tx_errors += (batch.len() - n) as u64;
+                }
+                Err(e) => {
+                    self.counters.tx_errors += batch.len() as u64;
+                    tracing::debug!(error = %e, "send failed");
+                }
+            }
+        }
+        for o in out {
+            self.spare.push(o.bytes);
+        }
+        if self.spare.len() > 4096 {
+            self.spare.truncate(4096);
+        }
+    }
+}
+
+fn nft_proto(p: rvs_core::Protocol) -> Proto {
+    match p {
+        rvs_core::Protocol::Tcp => Proto::Tcp,
+        rvs_core::Protocol::Udp => Proto::Udp,
+        rvs_core::Protocol::Sctp => Proto::Sctp,
+    }
+}
