@@ -45,12 +45,16 @@ use std::io;
 use std::str::FromStr;
 
 pub mod creds;
+pub mod link;
 pub mod neigh;
 mod netlink;
 pub mod netns;
 pub mod nft;
 pub mod packet;
 pub mod poll;
+pub mod rawsock;
+pub mod signal;
+pub mod tun;
 
 #[cfg(test)]
 mod lab_tests;
