@@ -231,6 +231,8 @@ pub struct Balancer {
     next_est: Instant,
     next_sched_gc: Instant,
     expired_buf: Vec<u32>,
+    /// Reused per-group state of [`Balancer::process_batch`].
+    batch_scratch: Vec<Prepared>,
 }
 
 const TEMPLATE_REARM: Duration = Duration::from_secs(60);
@@ -258,6 +260,7 @@ impl Balancer {
             next_est: now + Duration::from_millis(crate::stats::ESTIMATOR_PERIOD_MS),
             next_sched_gc: now + Duration::from_secs(60),
             expired_buf: Vec::new(),
+            batch_scratch: Vec::with_capacity(BATCH),
         }
     }
 
@@ -394,7 +397,7 @@ impl Balancer {
             }
         }
         for &i in &victims {
-            if self.conns.get(i).live && self.conns.get(i).is_template() {
+            if self.conns.get(i).is_live() && self.conns.get(i).is_template() {
                 self.release(i);
             }
         }
@@ -462,10 +465,10 @@ impl Balancer {
             .collect();
         while let Some(core::cmp::Reverse((at, _, idx))) = heap.pop() {
             let c = self.conns.get(idx);
-            if !c.live || c.expires_ms != at {
+            if !c.is_live() || c.expires_ms != at {
                 continue;
             }
-            if c.is_template() && c.n_controlled > 0 {
+            if c.is_template() && c.n_controlled() > 0 {
                 let next = at + TEMPLATE_REARM.millis();
                 if next <= now.millis() {
                     self.conns.get_mut(idx).expires_ms = next;
@@ -512,7 +515,7 @@ impl Balancer {
     /// Timer expiry of one entry: templates still controlling connections re-arm for 60 s.
     fn expire(&mut self, idx: u32, now: Instant) {
         let c = self.conns.get(idx);
-        if c.is_template() && c.n_controlled > 0 {
+        if c.is_template() && c.n_controlled() > 0 {
             let exp = (now + TEMPLATE_REARM).millis();
             self.conns.set_expires(idx, exp);
             return;
@@ -525,14 +528,8 @@ impl Balancer {
     pub(crate) fn release(&mut self, idx: u32) {
         let c = self.conns.remove(idx);
         self.unbind_dest(&c);
-        if c.controller != NONE
-            && let Some(t) = self.conns.resolve(Slot {
-                idx: c.controller,
-                generation: c.controller_gen,
-            })
-        {
-            let tc = self.conns.get_mut(t);
-            tc.n_controlled = tc.n_controlled.saturating_sub(1);
+        if let Some(t) = c.controller_slot().and_then(|s| self.conns.resolve(s)) {
+            self.conns.get_mut(t).count_controlled(false);
         }
     }
 
@@ -574,9 +571,127 @@ impl Balancer {
     // ------------------------------------------------------------------ data path
 
     /// Process one received frame. See [`Action`].
+    ///
+    /// Same decisions and output bytes as one-frame [`Balancer::process_batch`] calls;
+    /// prefer the batch form on a busy data path.
     pub fn process(&mut self, now: Instant, meta: RxMeta, f: &mut FrameBuf<'_>) -> Action {
+        let prep = self.prepare(f);
+        self.finish(now, meta, f, &prep)
+    }
+
+    /// Process received frames in order: `actions[i]` is what [`Balancer::process`] would
+    /// have returned for `frames[i]` after the frames before it, and the frames are rewritten
+    /// identically. `metas[i]` goes with `frames[i]`; frames beyond `metas` get
+    /// [`RxMeta::default()`] (pass an empty slice when the I/O path has no metadata).
+    ///
+    /// Returns how many frames were processed: `min(frames.len(), actions.len())`.
+    ///
+    /// Internally the frames go through in groups of [`BATCH`]: every frame of a group is
+    /// parsed and its connection-table hashes computed first, then the hash buckets and the
+    /// entries the lookups will read are loaded for the whole group, and only then are the
+    /// frames processed one by one. The loads of a group are independent, so their cache
+    /// and TLB misses overlap instead of being paid one after another; with a table far
+    /// larger than the caches this is most of the cost of forwarding a packet.
+    pub fn process_batch(
+        &mut self,
+        now: Instant,
+        metas: &[RxMeta],
+        frames: &mut [FrameBuf<'_>],
+        actions: &mut [Action],
+    ) -> usize {
+        let n = frames.len().min(actions.len());
+        let mut preps = core::mem::take(&mut self.batch_scratch);
+        for (g, (frames, actions)) in frames[..n]
+            .chunks_mut(BATCH)
+            .zip(actions[..n].chunks_mut(BATCH))
+            .enumerate()
+        {
+            touch_frames(frames);
+            preps.clear();
+            preps.extend(frames.iter().map(|f| self.prepare(f)));
+            self.touch_tables(&mut preps);
+            for (i, ((f, a), prep)) in frames.iter_mut().zip(actions).zip(&preps).enumerate() {
+                let meta = metas.get(g * BATCH + i).copied().unwrap_or_default();
+                *a = self.finish(now, meta, f, prep);
+            }
+        }
+        self.batch_scratch = preps;
+        n
+    }
+
+    /// First stage, a pure function of the frame: bounds, parse, and the inbound-key hash
+    /// when the frame will be looked up.
+    #[inline]
+    fn prepare(&self, f: &FrameBuf<'_>) -> Prepared {
+        let parsed = match f.offset.checked_add(f.len).filter(|&e| e <= f.buf.len()) {
+            None => Err(Action::Drop(DropReason::Malformed)),
+            Some(end) => parse(&f.buf[f.offset..end]).map_err(|e| match e {
+                ParseOutcome::NotIp => Action::Pass,
+                ParseOutcome::Malformed => Action::Drop(DropReason::Malformed),
+                ParseOutcome::BadChecksum => Action::Drop(DropReason::BadChecksum),
+            }),
+        };
+        let h_in = match &parsed {
+            Ok(p) if looked_up(p) => Some(self.conns.hash_in(&in_key(p))),
+            _ => None,
+        };
+        Prepared {
+            parsed,
+            h_in,
+            h_out: None,
+        }
+    }
+
+    /// Load, for a group of prepared frames, what their lookups will read: the inbound
+    /// buckets, then the entries those buckets point at, and for frames whose inbound
+    /// bucket holds no candidate (replies from NAT real servers, new flows) the outbound
+    /// bucket and entry when NAT entries exist. Only a hint: nothing is decided here, the
+    /// lookups run again in order (a frame may create the entry a later frame finds).
+    fn touch_tables(&self, preps: &mut [Prepared]) {
+        // Each pass issues independent reads, so the misses of the whole group are in
+        // flight together instead of one after another.
+        let mut acc = 0u32;
+        for prep in preps.iter() {
+            if let Some(h) = prep.h_in {
+                acc ^= self.conns.touch_in(h);
+            }
+        }
+        let nat = self.conns.has_outbound();
+        for prep in preps.iter_mut() {
+            let (Ok(p), Some(h)) = (&prep.parsed, prep.h_in) else {
+                continue;
+            };
+            match self.conns.candidate_in(h) {
+                Some(idx) => acc ^= self.conns.touch_entry(idx),
+                None if nat => {
+                    let h = self.conns.hash_out(&out_key(p));
+                    prep.h_out = Some(h);
+                    acc ^= self.conns.touch_out(h);
+                }
+                None => {}
+            }
+        }
+        if nat {
+            for prep in preps.iter() {
+                if let Some(idx) = prep.h_out.and_then(|h| self.conns.candidate_out(h)) {
+                    acc ^= self.conns.touch_entry(idx);
+                }
+            }
+        }
+        core::hint::black_box(acc);
+    }
+
+    /// Second stage: decide, rewrite and count.
+    #[inline]
+    fn finish(
+        &mut self,
+        now: Instant,
+        meta: RxMeta,
+        f: &mut FrameBuf<'_>,
+        prep: &Prepared,
+    ) -> Action {
         self.last_now = now;
-        let action = self.process_inner(now, meta, f);
+        let action = self.process_prepared(now, meta, f, prep);
         match action {
             Action::Pass => self.counters.passed += 1,
             Action::Drop(r) => self.counters.drops[r as usize] += 1,
@@ -586,23 +701,25 @@ impl Balancer {
         action
     }
 
-    fn process_inner(&mut self, now: Instant, meta: RxMeta, f: &mut FrameBuf<'_>) -> Action {
-        let Some(end) = f.offset.checked_add(f.len).filter(|&e| e <= f.buf.len()) else {
-            return Action::Drop(DropReason::Malformed);
-        };
-        let p = match parse(&f.buf[f.offset..end]) {
+    #[inline]
+    fn process_prepared(
+        &mut self,
+        now: Instant,
+        meta: RxMeta,
+        f: &mut FrameBuf<'_>,
+        prep: &Prepared,
+    ) -> Action {
+        let p = match &prep.parsed {
             Ok(p) => p,
-            Err(ParseOutcome::NotIp) => return Action::Pass,
-            Err(ParseOutcome::Malformed) => return Action::Drop(DropReason::Malformed),
-            Err(ParseOutcome::BadChecksum) => return Action::Drop(DropReason::BadChecksum),
+            Err(a) => return *a,
         };
         if !self.services.ever_added {
             return Action::Pass;
         }
         match p.proto {
             6 | 17 | 132 => {}
-            1 if !p.v6 => return self.handle_icmp(now, &p, f),
-            58 if p.v6 => return self.handle_icmp(now, &p, f),
+            1 if !p.v6 => return self.handle_icmp(now, p, f),
+            58 if p.v6 => return self.handle_icmp(now, p, f),
             _ => return Action::Pass,
         }
         if p.fragment || !p.has_l4 {
@@ -615,40 +732,26 @@ impl Balancer {
             }
             return Action::Pass;
         }
-        let af = u8::from(p.v6);
-        let key = InKey {
-            af,
-            proto: p.proto,
-            caddr: p.src,
-            cport: p.sport,
-            vaddr: p.dst,
-            vport: p.dport,
-            template: false,
-        };
-        if let Some(idx) = self.conns.lookup_in(&key) {
-            match self.check_in_conn(now, idx, &p) {
-                InCheck::Use => return self.forward_in(now, idx, &p, f),
+        let key = in_key(p);
+        let h_in = prep.h_in.unwrap_or_else(|| self.conns.hash_in(&key));
+        if let Some(idx) = self.conns.lookup_in_hashed(&key, h_in) {
+            match self.check_in_conn(now, idx, p) {
+                InCheck::Use => return self.forward_in(now, idx, p, f),
                 InCheck::Drop(r) => return Action::Drop(r),
                 InCheck::Reschedule => {}
             }
         }
-        if let Some(sid) = self.lookup_service(meta.fwmark, &p) {
-            return self.new_connection(now, sid, &p, f);
+        if let Some(sid) = self.lookup_service(meta.fwmark, p) {
+            return self.new_connection(now, sid, p, f);
         }
-        let okey = OutKey {
-            af,
-            proto: p.proto,
-            caddr: p.dst,
-            cport: p.dport,
-            daddr: p.src,
-            dport: p.sport,
-        };
-        if let Some(idx) = self.conns.lookup_out(&okey) {
+        let okey = out_key(p);
+        let h_out = prep.h_out.unwrap_or_else(|| self.conns.hash_out(&okey));
+        if let Some(idx) = self.conns.lookup_out_hashed(&okey, h_out) {
             if self.conns.get(idx).expires_ms <= now.millis() {
                 self.expire(idx, now);
                 return Action::Pass;
             }
-            return self.forward_out(now, idx, &p, f);
+            return self.forward_out(now, idx, p, f);
         }
         Action::Pass
     }
@@ -707,7 +810,7 @@ impl Balancer {
                     132 => SctpState::from_index(c.state) == SctpState::Closed,
                     _ => false,
                 };
-            if (quiesced || expected) && c.n_controlled == 0 {
+            if (quiesced || expected) && c.n_controlled() == 0 {
                 self.release(idx);
                 return InCheck::Reschedule;
             }
@@ -818,19 +921,15 @@ impl Balancer {
             flags,
             dest,
             controller,
-            controller_gen,
-            n_controlled: 0,
+            link: controller_gen,
             in_pkts: 0,
-            timeout_ms: INITIAL_TIMEOUT.millis() as u32,
             expires_ms: (now + INITIAL_TIMEOUT).millis(),
             wheel_sec: u64::MAX,
             generation: 0,
-            live: false,
         };
         self.bind_dest(dest, false);
         if let Some(t) = template {
-            let tc = self.conns.get_mut(t.idx);
-            tc.n_controlled += 1;
+            self.conns.get_mut(t.idx).count_controlled(true);
         }
         // connection statistics (templates are not counted)
         self.total.conns += 1;
@@ -856,7 +955,7 @@ impl Balancer {
     ) -> Action {
         let idx = self.conns.insert(c);
         let a = self.forward_in(now, idx, p, f);
-        if self.conns.get(idx).live {
+        if self.conns.get(idx).is_live() {
             self.release(idx);
         }
         a
@@ -893,7 +992,7 @@ impl Balancer {
         let timeout = Duration::from_secs(u64::from(pers.timeout_secs));
         if let Some(t) = self.conns.lookup_in(&tkey) {
             let tc = self.conns.get(t);
-            let expired = tc.expires_ms <= now.millis() && tc.n_controlled == 0;
+            let expired = tc.expires_ms <= now.millis() && tc.n_controlled() == 0;
             let st = self.services.dest_state(tc.dest);
             let valid =
                 !expired && st.available && !(self.cfg.expire_quiescent_template && st.weight == 0);
@@ -940,7 +1039,6 @@ impl Balancer {
             flags: F_TEMPLATE,
             dest,
             controller: NONE,
-            timeout_ms: timeout.millis() as u32,
             expires_ms: (now + timeout).millis(),
             wheel_sec: u64::MAX,
             ..Conn::default()
@@ -1046,8 +1144,7 @@ impl Balancer {
             }
             _ => (false, false, false, output, self.timeouts.udp),
         };
-        c.timeout_ms = u32::try_from(timeout.millis()).unwrap_or(u32::MAX);
-        let controller = (c.controller, c.controller_gen);
+        let controller = c.controller_slot();
         let dest = c.dest;
         if old_active != new_active {
             let c = self.conns.get_mut(idx);
@@ -1068,13 +1165,7 @@ impl Balancer {
         if half_open {
             self.conns.note_half_open(idx);
         }
-        if established
-            && controller.0 != NONE
-            && let Some(t) = self.conns.resolve(Slot {
-                idx: controller.0,
-                generation: controller.1,
-            })
-        {
+        if established && let Some(t) = controller.and_then(|s| self.conns.resolve(s)) {
             self.conns.get_mut(t).flags |= F_ASSURED;
         }
         self.conns.set_expires(idx, (now + timeout).millis());
@@ -1131,4 +1222,64 @@ enum InCheck {
     Use,
     Reschedule,
     Drop(DropReason),
+}
+
+/// Frames per group in [`Balancer::process_batch`]: enough independent loads in flight to
+/// cover memory latency, few enough that a group's buckets and entries stay in L1.
+pub const BATCH: usize = 32;
+
+/// A frame after the first, table-independent stage of processing.
+#[derive(Clone, Copy, Debug)]
+struct Prepared {
+    /// Parsed headers, or the verdict when parsing already decided.
+    parsed: Result<Parsed, Action>,
+    /// Seeded hash of the inbound key, when the frame will be looked up.
+    h_in: Option<u64>,
+    /// Seeded hash of the outbound key, when computed ahead (batch path with NAT entries).
+    h_out: Option<u64>,
+}
+
+/// Whether a parsed frame reaches the connection lookup (TCP, UDP or SCTP with its ports).
+#[inline(always)]
+fn looked_up(p: &Parsed) -> bool {
+    matches!(p.proto, 6 | 17 | 132) && !p.fragment && p.has_l4
+}
+
+/// The inbound (client → VIP) key of a packet.
+#[inline(always)]
+fn in_key(p: &Parsed) -> InKey {
+    InKey {
+        af: u8::from(p.v6),
+        proto: p.proto,
+        caddr: p.src,
+        cport: p.sport,
+        vaddr: p.dst,
+        vport: p.dport,
+        template: false,
+    }
+}
+
+/// The outbound (real server → client) key of a packet.
+#[inline(always)]
+fn out_key(p: &Parsed) -> OutKey {
+    OutKey {
+        af: u8::from(p.v6),
+        proto: p.proto,
+        caddr: p.dst,
+        cport: p.dport,
+        daddr: p.src,
+        dport: p.sport,
+    }
+}
+
+/// Read the first header line of every frame of a group so that their misses overlap
+/// (frames written by a NIC are often not in the cache yet).
+fn touch_frames(frames: &[FrameBuf<'_>]) {
+    let mut acc = 0u8;
+    for f in frames {
+        if let Some(&b) = f.buf.get(f.offset + 14) {
+            acc ^= b;
+        }
+    }
+    core::hint::black_box(acc);
 }

@@ -1,10 +1,13 @@
 //! The connection table: a slab of fixed-size entries, two hash indexes and a timer wheel.
 //!
-//! * The slab holds [`Conn`] entries (about 100 bytes each). A slot is addressed by its index
-//!   plus a generation, so stale references (timer entries, eviction queue) are detected.
+//! * The slab holds [`Conn`] entries (96 bytes, 32-byte aligned: every entry covers exactly
+//!   two cache lines). A slot is addressed by its index plus a generation, so stale
+//!   references (timer entries, eviction queue) are detected.
 //! * `inbound` indexes every entry by `(af, proto, caddr, cport, vaddr, vport)`: client
 //!   packets and persistence templates are found there. `outbound` indexes NAT entries by the
-//!   real-server side `(af, proto, caddr, cport, daddr, dport)` so replies are found.
+//!   real-server side `(af, proto, caddr, cport, daddr, dport)` so replies are found. Both are
+//!   [`ConnIndex`]es: one cache line per probe, and a home bucket the batched data path can
+//!   compute and read ahead of the lookup ([`ConnTable::touch_in`]).
 //! * Timers are idle timeouts re-armed by every packet. Re-arming only writes the entry's
 //!   `expires`; the wheel (one slot per second) holds a reference that, when its slot comes,
 //!   either expires the entry or moves it to the slot of its current deadline. A deadline
@@ -15,10 +18,9 @@
 
 use std::collections::VecDeque;
 
-use hashbrown::HashTable;
-
 use crate::addr::{Addr16, words};
 use crate::hash::hash5;
+use crate::index::ConnIndex;
 use crate::time::Instant;
 
 /// Entry is a persistence template.
@@ -35,6 +37,8 @@ pub(crate) const F_OUT_HASHED: u16 = 0x0010;
 pub(crate) const F_DEAD: u16 = 0x0020;
 /// One-packet scheduling entry, never hashed.
 pub(crate) const F_ONE_PACKET: u16 = 0x0040;
+/// The slab slot holds a live entry.
+pub(crate) const F_LIVE: u16 = 0x0080;
 
 /// Address-family bits in [`Conn::af`].
 pub(crate) const AF_V6: u8 = 0x1;
@@ -45,14 +49,34 @@ pub(crate) const AF_DEST_V6: u8 = 0x2;
 pub(crate) const NONE: u32 = u32::MAX;
 
 /// One tracked connection or persistence template.
+///
+/// `repr(C)` keeps the declared order so the batch path can touch both cache lines of an
+/// entry by reading its first and last byte; 96 bytes at 32-byte alignment never span a
+/// third line.
 #[derive(Clone, Debug, Default)]
+#[repr(C, align(32))]
 pub(crate) struct Conn {
     pub(crate) caddr: Addr16,
     pub(crate) vaddr: Addr16,
     pub(crate) daddr: Addr16,
+    pub(crate) expires_ms: u64,
+    /// Second of the wheel slot holding this entry's newest timer reference.
+    pub(crate) wheel_sec: u64,
+    /// Destination record id.
+    pub(crate) dest: u32,
+    /// Controlling template slot, or [`NONE`].
+    pub(crate) controller: u32,
+    /// A template's count of controlled connections; a connection's controller
+    /// generation. A template is never controlled and a connection never controls, so the
+    /// two share a word (read them through [`Conn::n_controlled`] and
+    /// [`Conn::controller_slot`]).
+    pub(crate) link: u32,
+    pub(crate) in_pkts: u32,
+    pub(crate) generation: u32,
     pub(crate) cport: u16,
     pub(crate) vport: u16,
     pub(crate) dport: u16,
+    pub(crate) flags: u16,
     /// IP protocol; 0 for templates of fwmark services (shown as `IP`).
     pub(crate) proto: u8,
     pub(crate) af: u8,
@@ -60,21 +84,6 @@ pub(crate) struct Conn {
     pub(crate) state: u8,
     /// Forwarding method (`crate::service::ForwardMethod as u8`).
     pub(crate) method: u8,
-    pub(crate) flags: u16,
-    /// Destination record id.
-    pub(crate) dest: u32,
-    /// Controlling template slot, or [`NONE`].
-    pub(crate) controller: u32,
-    pub(crate) controller_gen: u32,
-    /// Number of connections this template controls.
-    pub(crate) n_controlled: u32,
-    pub(crate) in_pkts: u32,
-    pub(crate) timeout_ms: u32,
-    pub(crate) expires_ms: u64,
-    /// Second of the wheel slot holding this entry's newest timer reference.
-    pub(crate) wheel_sec: u64,
-    pub(crate) generation: u32,
-    pub(crate) live: bool,
 }
 
 impl Conn {
@@ -86,6 +95,30 @@ impl Conn {
     }
     pub(crate) fn is_template(&self) -> bool {
         self.flags & F_TEMPLATE != 0
+    }
+    pub(crate) fn is_live(&self) -> bool {
+        self.flags & F_LIVE != 0
+    }
+    /// Connections this template controls (0 for a connection).
+    pub(crate) fn n_controlled(&self) -> u32 {
+        if self.is_template() { self.link } else { 0 }
+    }
+    /// One more (`true`) or one fewer controlled connection; no effect on a connection.
+    pub(crate) fn count_controlled(&mut self, more: bool) {
+        if self.is_template() {
+            self.link = if more {
+                self.link.saturating_add(1)
+            } else {
+                self.link.saturating_sub(1)
+            };
+        }
+    }
+    /// The controlling template's slot, if any.
+    pub(crate) fn controller_slot(&self) -> Option<Slot> {
+        (self.controller != NONE && !self.is_template()).then_some(Slot {
+            idx: self.controller,
+            generation: self.link,
+        })
     }
 }
 
@@ -231,8 +264,8 @@ pub(crate) enum InsertError {
 pub(crate) struct ConnTable {
     slab: Vec<Conn>,
     free: Vec<u32>,
-    inbound: HashTable<u32>,
-    outbound: HashTable<u32>,
+    inbound: ConnIndex,
+    outbound: ConnIndex,
     wheel: Vec<Vec<Slot>>,
     /// Every slot up to (excluding) this second has been processed.
     wheel_next_sec: u64,
@@ -247,8 +280,8 @@ impl ConnTable {
         Self {
             slab: Vec::new(),
             free: Vec::new(),
-            inbound: HashTable::new(),
-            outbound: HashTable::new(),
+            inbound: ConnIndex::new(),
+            outbound: ConnIndex::new(),
             wheel: (0..WHEEL_SLOTS).map(|_| Vec::new()).collect(),
             wheel_next_sec: now.secs(),
             half_open: VecDeque::new(),
@@ -266,12 +299,13 @@ impl ConnTable {
         self.capacity
     }
 
-    /// Reserve the hash indexes for `n` entries up front (avoids rehash pauses).
+    /// Reserve the inbound index and the slab for `n` entries up front (avoids rehash
+    /// pauses). The outbound index holds NAT entries only and grows on demand.
     pub(crate) fn reserve(&mut self, n: usize) {
         let seed = self.seed;
         let slab = &self.slab;
         self.inbound
-            .reserve(n, |&i| InKey::of(&slab[i as usize]).hash(seed));
+            .reserve(n, |i| InKey::of(&slab[i as usize]).hash(seed));
         self.slab.reserve(n.saturating_sub(self.slab.len()));
     }
 
@@ -288,7 +322,7 @@ impl ConnTable {
     /// The entry at `s` if it is still the same entry.
     pub(crate) fn resolve(&self, s: Slot) -> Option<u32> {
         let c = self.slab.get(s.idx as usize)?;
-        (c.live && c.generation == s.generation).then_some(s.idx)
+        (c.is_live() && c.generation == s.generation).then_some(s.idx)
     }
 
     pub(crate) fn slot_of(&self, idx: u32) -> Slot {
@@ -298,22 +332,81 @@ impl ConnTable {
         }
     }
 
+    /// The seeded hash of an inbound key (a pure function of the key).
+    #[inline(always)]
+    pub(crate) fn hash_in(&self, key: &InKey) -> u64 {
+        key.hash(self.seed)
+    }
+
+    /// The seeded hash of an outbound key.
+    #[inline(always)]
+    pub(crate) fn hash_out(&self, key: &OutKey) -> u64 {
+        key.hash(self.seed)
+    }
+
     #[inline]
     pub(crate) fn lookup_in(&self, key: &InKey) -> Option<u32> {
-        let h = key.hash(self.seed);
+        self.lookup_in_hashed(key, self.hash_in(key))
+    }
+
+    /// [`ConnTable::lookup_in`] with the key's hash already computed.
+    #[inline]
+    pub(crate) fn lookup_in_hashed(&self, key: &InKey, h: u64) -> Option<u32> {
         let slab = &self.slab;
         self.inbound
-            .find(h, |&i| key.matches(&slab[i as usize]))
-            .copied()
+            .find(h, |i| slab.get(i as usize).is_some_and(|c| key.matches(c)))
     }
 
     #[inline]
     pub(crate) fn lookup_out(&self, key: &OutKey) -> Option<u32> {
-        let h = key.hash(self.seed);
+        self.lookup_out_hashed(key, self.hash_out(key))
+    }
+
+    /// [`ConnTable::lookup_out`] with the key's hash already computed.
+    #[inline]
+    pub(crate) fn lookup_out_hashed(&self, key: &OutKey, h: u64) -> Option<u32> {
         let slab = &self.slab;
         self.outbound
-            .find(h, |&i| key.matches(&slab[i as usize]))
-            .copied()
+            .find(h, |i| slab.get(i as usize).is_some_and(|c| key.matches(c)))
+    }
+
+    /// Whether any NAT entry is indexed for replies.
+    #[inline]
+    pub(crate) fn has_outbound(&self) -> bool {
+        !self.outbound.is_empty()
+    }
+
+    /// Read the inbound bucket of hash `h` early (see [`ConnIndex::touch`]).
+    #[inline(always)]
+    pub(crate) fn touch_in(&self, h: u64) -> u32 {
+        self.inbound.touch(h)
+    }
+
+    /// Read the outbound bucket of hash `h` early.
+    #[inline(always)]
+    pub(crate) fn touch_out(&self, h: u64) -> u32 {
+        self.outbound.touch(h)
+    }
+
+    /// The likely inbound hit for hash `h`: the first tag match in its home bucket.
+    #[inline(always)]
+    pub(crate) fn candidate_in(&self, h: u64) -> Option<u32> {
+        self.inbound.candidate(h)
+    }
+
+    /// The likely outbound hit for hash `h`.
+    #[inline(always)]
+    pub(crate) fn candidate_out(&self, h: u64) -> Option<u32> {
+        self.outbound.candidate(h)
+    }
+
+    /// Read both cache lines of the entry at `idx` (its first and last byte: a 96-byte,
+    /// 32-aligned entry spans exactly two lines) and return a word of them.
+    #[inline(always)]
+    pub(crate) fn touch_entry(&self, idx: u32) -> u32 {
+        self.slab
+            .get(idx as usize)
+            .map_or(0, |c| u32::from(c.caddr[0]) ^ u32::from(c.method))
     }
 
     /// Whether a new entry can be admitted, evicting the oldest half-open entry if needed.
@@ -326,7 +419,7 @@ impl ConnTable {
         while let Some(s) = self.half_open.pop_front() {
             if let Some(idx) = self.resolve(s) {
                 let c = &self.slab[idx as usize];
-                if !c.is_template() && c.n_controlled == 0 && is_half_open(c) {
+                if !c.is_template() && c.n_controlled() == 0 && is_half_open(c) {
                     return Ok(Some(idx));
                 }
             }
@@ -336,7 +429,7 @@ impl ConnTable {
 
     /// Insert an entry (the caller made room). Links it in the indexes and the wheel.
     pub(crate) fn insert(&mut self, mut c: Conn) -> u32 {
-        c.live = true;
+        c.flags |= F_LIVE;
         let idx = match self.free.pop() {
             Some(i) => {
                 c.generation = self.slab[i as usize].generation.wrapping_add(1);
@@ -351,20 +444,19 @@ impl ConnTable {
         };
         self.live += 1;
         let seed = self.seed;
-        let c = &self.slab[idx as usize];
+        let slab = &self.slab;
+        let c = &slab[idx as usize];
         if c.flags & F_ONE_PACKET == 0 {
             let h = InKey::of(c).hash(seed);
-            let slab = &self.slab;
             self.inbound
-                .insert_unique(h, idx, |&i| InKey::of(&slab[i as usize]).hash(seed));
+                .insert(h, idx, |i| InKey::of(&slab[i as usize]).hash(seed));
         }
         if c.flags & F_OUT_HASHED != 0 {
             let h = OutKey::of(c).hash(seed);
-            let slab = &self.slab;
             self.outbound
-                .insert_unique(h, idx, |&i| OutKey::of(&slab[i as usize]).hash(seed));
+                .insert(h, idx, |i| OutKey::of(&slab[i as usize]).hash(seed));
         }
-        let exp = self.slab[idx as usize].expires_ms;
+        let exp = c.expires_ms;
         self.schedule(idx, exp);
         idx
     }
@@ -373,18 +465,12 @@ impl ConnTable {
     pub(crate) fn remove(&mut self, idx: u32) -> Conn {
         let seed = self.seed;
         let c = &self.slab[idx as usize];
-        debug_assert!(c.live);
+        debug_assert!(c.is_live());
         if c.flags & F_ONE_PACKET == 0 {
-            let h = InKey::of(c).hash(seed);
-            if let Ok(e) = self.inbound.find_entry(h, |&i| i == idx) {
-                e.remove();
-            }
+            self.inbound.remove(InKey::of(c).hash(seed), idx);
         }
         if c.flags & F_OUT_HASHED != 0 {
-            let h = OutKey::of(c).hash(seed);
-            if let Ok(e) = self.outbound.find_entry(h, |&i| i == idx) {
-                e.remove();
-            }
+            self.outbound.remove(OutKey::of(c).hash(seed), idx);
         }
         let old = core::mem::take(&mut self.slab[idx as usize]);
         self.slab[idx as usize].generation = old.generation;
@@ -397,14 +483,11 @@ impl ConnTable {
     /// neutralisation, or a NAT entry's first client port).
     pub(crate) fn rehash_in(&mut self, idx: u32, old: &InKey) {
         let seed = self.seed;
-        let h = old.hash(seed);
-        if let Ok(e) = self.inbound.find_entry(h, |&i| i == idx) {
-            e.remove();
-        }
+        self.inbound.remove(old.hash(seed), idx);
         let slab = &self.slab;
         let nh = InKey::of(&slab[idx as usize]).hash(seed);
         self.inbound
-            .insert_unique(nh, idx, |&i| InKey::of(&slab[i as usize]).hash(seed));
+            .insert(nh, idx, |i| InKey::of(&slab[i as usize]).hash(seed));
     }
 
     /// Set a new deadline; adds a wheel reference only when it moves earlier than the slot
@@ -502,7 +585,7 @@ impl ConnTable {
         self.slab
             .iter()
             .enumerate()
-            .filter(|(_, c)| c.live)
+            .filter(|(_, c)| c.is_live())
             .map(|(i, c)| (i as u32, c))
     }
 
@@ -511,7 +594,8 @@ impl ConnTable {
         let wheel: usize = self.wheel.iter().map(|v| v.capacity() * 8 + 24).sum();
         self.slab.capacity() * size_of::<Conn>()
             + self.free.capacity() * 4
-            + (self.inbound.capacity() + self.outbound.capacity()) * 5
+            + self.inbound.heap_bytes()
+            + self.outbound.heap_bytes()
             + wheel
             + self.half_open.capacity() * 8
     }
@@ -547,8 +631,9 @@ mod tests {
     }
 
     #[test]
-    fn conn_fits_budget() {
-        assert!(size_of::<Conn>() <= 112, "{}", size_of::<Conn>());
+    fn conn_fits_two_cache_lines() {
+        assert_eq!(size_of::<Conn>(), 96);
+        assert_eq!(align_of::<Conn>(), 32);
     }
 
     #[test]

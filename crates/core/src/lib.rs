@@ -36,6 +36,7 @@ mod balancer;
 mod conn;
 mod hash;
 mod icmp;
+mod index;
 mod packet;
 pub mod proto;
 mod service;
@@ -44,7 +45,9 @@ pub mod time;
 mod view;
 mod xmit;
 
-pub use balancer::{Action, Balancer, Config, Counters, DropReason, Egress, FrameBuf, RxMeta};
+pub use balancer::{
+    Action, BATCH, Balancer, Config, Counters, DropReason, Egress, FrameBuf, RxMeta,
+};
 pub use service::{
     ControlError, DestConfig, ForwardMethod, Persistence, Protocol, ServiceConfig, ServiceKey,
     TunnelCsum, TunnelType,
