@@ -39,8 +39,10 @@ Real-server helper for rvs / Linux Virtual Server direct routing (DR) and tunnel
   * each --vip goes on `lo` (/32 or /128);
   * net.ipv4.conf.{all,lo}.arp_ignore=1 and arp_announce=2 (IPv4 VIPs), so only the
     director answers ARP for the VIP;
-  * rp_filter relaxed (to --rp-filter) on `all`, the tunnel device and the interfaces
-    (--iface, default: all);
+  * rp_filter relaxed, never tightened: to --rp-filter (default 2, loose) on the
+    interfaces (--iface, default: all) and on `all`; with a tunnel, `all` and the tunnel
+    device go to 0, because the kernel's loose mode drops packets arriving on a device
+    without an IPv4 address, as tunl0 and rvs-tun0 are;
   * with --tunnel ipip or gue, decapsulation: the kernel's tunl0 when the ipip module
     exists, else `rvs-rs decap`, a userspace decapsulator writing to a TUN device.
 Each change is recorded with its old value in the state file; `rvs-rs undo` restores
@@ -134,7 +136,8 @@ struct SetupArgs {
     #[arg(long, value_enum, default_value_t = DecapArg::Auto)]
     decap: DecapArg,
     /// Relax rp_filter on this interface (repeat); default: every interface with an
-    /// IPv4 configuration. `all` and the tunnel device are always relaxed.
+    /// IPv4 configuration. `all` and the tunnel device are always relaxed (to 0 with a
+    /// tunnel).
     #[arg(long = "iface", value_name = "IF", value_parser = parse_ifname)]
     ifaces: Vec<String>,
     /// rp_filter value to relax to: 0 (off) or 2 (loose). Never tightens: 0 stays 0.

@@ -9,9 +9,10 @@
 //!   only the director may own the VIP on the shared link (IPv6 needs nothing: Linux
 //!   answers neighbour solicitations only for addresses of the receiving interface);
 //! - `rp_filter` relaxed on `all` and on the interfaces packets arrive on. The kernel uses
-//!   the larger of `all` and the interface's value, and a decapsulated packet arrives on
-//!   the tunnel device while the route back to its source leaves through another, which
-//!   strict mode (1) rejects;
+//!   the larger of `all` and the interface's value. A decapsulated packet arrives on the
+//!   tunnel device while the route back to its source leaves through another, which
+//!   strict mode (1) rejects, and so does loose mode (2) on a device without an IPv4
+//!   address: with a tunnel, `all` and the tunnel device are set to 0;
 //! - for TUN, a device where decapsulated packets come in: the kernel's `tunl0` when the
 //!   `ipip` module exists, else a TUN device fed by `rvs-rs decap`.
 //!
@@ -254,8 +255,16 @@ pub(crate) fn plan(host: &dyn Host, opts: &SetupOpts) -> anyhow::Result<Plan> {
                 devs.push(d);
             }
         }
-        let target = opts.rp_filter.to_string();
         for dev in devs {
+            // A tunnel device has no IPv4 address, and for such a device the kernel's
+            // loose mode rejects every source whose route leaves through another
+            // interface (`__fib_validate_source`: no address -> last resort -> drop when
+            // rp_filter is set). So with a tunnel, `all` and the tunnel device must be 0
+            // (the kernel uses the larger of the two); other interfaces get the option.
+            let target = match &tunnel_dev {
+                Some((t, _)) if dev == "all" || *t == dev => 0,
+                _ => opts.rp_filter,
+            };
             let key = Sysctl::ipv4_conf(&dev, "rp_filter");
             // A device this plan creates starts with the `default` value.
             let created = matches!(&tunnel_dev, Some((d, false)) if *d == dev);
@@ -265,8 +274,8 @@ pub(crate) fn plan(host: &dyn Host, opts: &SetupOpts) -> anyhow::Result<Plan> {
                 host.sysctl_read(&key)
                     .with_context(|| format!("interface {dev}: no IPv4 configuration"))?
             };
-            let needs = rp_filter_needs_change(&cur, opts.rp_filter);
-            want(key, cur, needs, target.clone());
+            let needs = rp_filter_needs_change(&cur, target);
+            want(key, cur, needs, target.to_string());
         }
     }
 
@@ -562,8 +571,8 @@ sysctl   net.ipv4.conf.all.arp_ignore 0 -> 1
 sysctl   net.ipv4.conf.lo.arp_ignore 0 -> 1
 sysctl   net.ipv4.conf.all.arp_announce 0 -> 2
 sysctl   net.ipv4.conf.lo.arp_announce 0 -> 2
-sysctl   net.ipv4.conf.all.rp_filter 1 -> 2
-sysctl   net.ipv4.conf.rvs-tun0.rp_filter 1 -> 2
+sysctl   net.ipv4.conf.all.rp_filter 1 -> 0
+sysctl   net.ipv4.conf.rvs-tun0.rp_filter 1 -> 0
 sysctl   net.ipv4.conf.eth0.rp_filter 1 -> 2
 state    record the changes in /run/rvs-rs/state.json
 ";
@@ -657,7 +666,9 @@ state    record the changes in /run/rvs-rs/state.json
         let before = host.clone();
         let mut st = apply_ok(&mut host, &p, &o);
         assert_eq!(host.links.get("tunl0"), Some(&true));
-        assert_eq!(host.sysctls["net/ipv4/conf/tunl0/rp_filter"], "2");
+        assert_eq!(host.sysctls["net/ipv4/conf/tunl0/rp_filter"], "0");
+        assert_eq!(host.sysctls["net/ipv4/conf/all/rp_filter"], "0");
+        assert_eq!(host.sysctls["net/ipv4/conf/eth0/rp_filter"], "2");
         assert!(revert(&mut host, &mut st, &mut |_| {}).is_empty());
         assert_eq!(host.sysctls, before.sysctls);
         assert_eq!(host.links, before.links);
@@ -713,7 +724,7 @@ state    record the changes in /run/rvs-rs/state.json
         assert_eq!(host.links.get("rvs-tun0"), Some(&true));
         assert_eq!(host.sysctls["net/ipv4/conf/all/arp_ignore"], "1");
         assert_eq!(host.sysctls["net/ipv4/conf/lo/arp_announce"], "2");
-        assert_eq!(host.sysctls["net/ipv4/conf/rvs-tun0/rp_filter"], "2");
+        assert_eq!(host.sysctls["net/ipv4/conf/rvs-tun0/rp_filter"], "0");
         assert!(st.changes.contains(&Change::Sysctl {
             key: "net/ipv4/conf/lo/arp_announce".into(),
             old: "1".into(),
