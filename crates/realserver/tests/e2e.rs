@@ -660,3 +660,125 @@ fn usage_errors_exit_2_and_runtime_errors_exit_1() {
     assert!(!Path::new(&state).exists());
     let _ = std::fs::remove_dir_all(&tmp);
 }
+
+const DIR_IP6: &str = "2001:db8:1::1";
+const RS_IP6: &str = "2001:db8:1::2";
+const VIP6: &str = "2001:db8::100";
+
+/// One datagram to the IPv6 VIP through `send_tunnelled`, and the reply back: returns
+/// (what the server got, from whom; what the client got, from whom).
+fn exchange6(
+    lab: &Lab,
+    send_tunnelled: &dyn Fn(&[u8]),
+) -> ((Vec<u8>, SocketAddr), (Vec<u8>, SocketAddr)) {
+    let server = lab
+        .rs
+        .run(|| UdpSocket::bind((VIP6.parse::<IpAddr>().expect("ip"), VIP_PORT)))
+        .expect("run in rs")
+        .expect("bind the IPv6 VIP");
+    let client = lab
+        .dir
+        .run(|| UdpSocket::bind((DIR_IP6.parse::<IpAddr>().expect("ip"), CLIENT_PORT)))
+        .expect("run in dir")
+        .expect("bind the IPv6 client");
+    for s in [&server, &client] {
+        s.set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+    }
+    let inner = PacketSpec::udp(DIR_IP6, CLIENT_PORT, VIP6, VIP_PORT)
+        .payload(&payload())
+        .build()[14..]
+        .to_vec();
+    send_tunnelled(&inner);
+    let mut buf = [0u8; 2048];
+    let (n, peer) = server
+        .recv_from(&mut buf)
+        .expect("the server receives within 5 s");
+    let got = buf[..n].to_vec();
+    server.send_to(&got, peer).expect("reply");
+    let (m, from) = client
+        .recv_from(&mut buf)
+        .expect("the client gets the reply within 5 s");
+    ((got, peer), (buf[..m].to_vec(), from))
+}
+
+#[test]
+fn ipv6_vip_through_ipv4_and_ipv6_outer_headers() {
+    if skip() {
+        return;
+    }
+    let mut lab = Lab::new("rsip6");
+    for ns in [&lab.dir, &lab.rs] {
+        ns.sysctl("net.ipv6.conf.all.accept_dad", "0").expect("dad");
+        ns.sysctl("net.ipv6.conf.default.accept_dad", "0")
+            .expect("dad");
+    }
+    lab.dir
+        .ip(&[
+            "addr",
+            "add",
+            &format!("{DIR_IP6}/64"),
+            "dev",
+            "veth-d",
+            "nodad",
+        ])
+        .expect("address dir");
+    lab.rs
+        .ip(&[
+            "addr",
+            "add",
+            &format!("{RS_IP6}/64"),
+            "dev",
+            "veth-r",
+            "nodad",
+        ])
+        .expect("address rs");
+    let before = lab.watched();
+    // IPv6 VIPs are served by the userspace decapsulator (tunl0 carries IPv4 only).
+    lab.start_foreground(&["--vip", VIP6, "--tunnel", "ipip"]);
+    let addrs = lab
+        .rs
+        .ip(&["-o", "addr", "show", "dev", "lo"])
+        .expect("ip addr");
+    assert!(addrs.contains(&format!("inet6 {VIP6}/128")), "{addrs}");
+    assert_eq!(lab.watched(), before, "IPv6 VIPs need no IPv4 sysctl");
+
+    let (raw4, raw6) = lab
+        .dir
+        .run(|| (RawSocket::open(false, 41), RawSocket::open(true, 41)))
+        .expect("run in dir");
+    let (raw4, raw6) = (raw4.expect("raw IPv4/41"), raw6.expect("raw IPv6/41"));
+    let client: SocketAddr = SocketAddr::new(DIR_IP6.parse().expect("ip"), CLIENT_PORT);
+    let vip: SocketAddr = SocketAddr::new(VIP6.parse().expect("ip"), VIP_PORT);
+    let over_ipv4 = |p: &[u8]| {
+        raw4.send_to(p, RS_IP.parse().expect("ip"))
+            .expect("send 6in4");
+    };
+    let over_ipv6 = |p: &[u8]| {
+        raw6.send_to(p, RS_IP6.parse().expect("ip"))
+            .expect("send 6in6");
+    };
+    let outers: [&dyn Fn(&[u8]); 2] = [&over_ipv4, &over_ipv6];
+    for outer in outers {
+        let ((got, peer), (reply, from)) = exchange6(&lab, outer);
+        assert_eq!((got, peer), (payload(), client));
+        assert_eq!((reply, from), (payload(), vip));
+    }
+
+    let (undo, decap) = lab.undo_and_collect();
+    assert_restored(&lab, &before, &undo);
+    let addrs = lab
+        .rs
+        .ip(&["-o", "addr", "show", "dev", "lo"])
+        .expect("ip addr");
+    assert!(!addrs.contains(VIP6), "{addrs}");
+    let out = text(&decap.stdout);
+    let last = out
+        .lines()
+        .rev()
+        .find(|l| l.contains("stopped after"))
+        .unwrap_or_else(|| panic!("no counters in {out}"));
+    assert_eq!(counter(last, "ipip4"), 1, "{last}");
+    assert_eq!(counter(last, "ipip6"), 1, "{last}");
+    assert_eq!(counter(last, "dropped"), 0, "{last}");
+}
