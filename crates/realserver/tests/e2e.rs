@@ -284,7 +284,7 @@ struct Exchange {
 
 /// Send the 32-byte payload through the tunnel with `send_tunnelled`, let the server in
 /// "rs" answer, and collect what everyone saw.
-fn exchange(lab: &Lab, send_tunnelled: &dyn Fn(&[u8])) -> Exchange {
+fn exchange(lab: &Lab, send_tunnelled: SendFn<'_>) -> Exchange {
     let server = lab
         .rs
         .run(|| UdpSocket::bind((VIP.parse::<IpAddr>().expect("ip"), VIP_PORT)))
@@ -661,6 +661,9 @@ fn usage_errors_exit_2_and_runtime_errors_exit_1() {
     let _ = std::fs::remove_dir_all(&tmp);
 }
 
+/// Something that sends an inner packet through a tunnel.
+type SendFn<'a> = &'a dyn Fn(&[u8]);
+
 const DIR_IP6: &str = "2001:db8:1::1";
 const RS_IP6: &str = "2001:db8:1::2";
 const VIP6: &str = "2001:db8::100";
@@ -669,7 +672,7 @@ const VIP6: &str = "2001:db8::100";
 /// (what the server got, from whom; what the client got, from whom).
 fn exchange6(
     lab: &Lab,
-    send_tunnelled: &dyn Fn(&[u8]),
+    send_tunnelled: SendFn<'_>,
 ) -> ((Vec<u8>, SocketAddr), (Vec<u8>, SocketAddr)) {
     let server = lab
         .rs
@@ -758,8 +761,7 @@ fn ipv6_vip_through_ipv4_and_ipv6_outer_headers() {
         raw6.send_to(p, RS_IP6.parse().expect("ip"))
             .expect("send 6in6");
     };
-    let outers: [&dyn Fn(&[u8]); 2] = [&over_ipv4, &over_ipv6];
-    for outer in outers {
+    for outer in [&over_ipv4 as SendFn<'_>, &over_ipv6] {
         let ((got, peer), (reply, from)) = exchange6(&lab, outer);
         assert_eq!((got, peer), (payload(), client));
         assert_eq!((reply, from), (payload(), vip));
