@@ -294,13 +294,20 @@ fn setup(state_path: &Path, a: &SetupArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     let mut st = plan::new_state(&opts, &plan);
-    plan::apply(
+    let applied = plan::apply(
         &mut host,
         &plan,
         &mut st,
         &mut |s| s.save(state_path),
         &mut |l| say(l),
-    )?;
+    );
+    if let Err(e) = applied {
+        // Rolled back completely: no state to keep, so that setup can simply be rerun.
+        if st.changes.is_empty() {
+            let _ = std::fs::remove_file(state_path);
+        }
+        return Err(e);
+    }
     if st.changes.is_empty() {
         say("nothing to change");
     }
