@@ -246,7 +246,7 @@ fn main() -> ExitCode {
             {
                 return ExitCode::SUCCESS;
             }
-            eprintln!("rvs-rs: {e:#}");
+            warn(&format!("rvs-rs: {e:#}"));
             ExitCode::FAILURE
         }
     }
@@ -265,8 +265,17 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
+/// A line on stdout. Output is best effort: a closed stdout (`| head`) must not abort a
+/// setup half-way, as `println!` would by panicking.
 fn say(line: &str) {
-    println!("{line}");
+    use std::io::Write;
+    let _ = writeln!(std::io::stdout(), "{line}");
+}
+
+/// A line on stderr, best effort like [`say`].
+fn warn(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{line}");
 }
 
 fn setup(state_path: &Path, a: &SetupArgs) -> anyhow::Result<()> {
@@ -287,10 +296,8 @@ fn setup(state_path: &Path, a: &SetupArgs) -> anyhow::Result<()> {
     let mut host = Linux::new();
     let plan = plan::plan(&host, &opts)?;
     if a.dry_run {
-        print!(
-            "dry run: nothing is changed\n{}",
-            plan::render(&plan, &opts, state_path)
-        );
+        say("dry run: nothing is changed");
+        say(plan::render(&plan, &opts, state_path).trim_end());
         return Ok(());
     }
     let mut st = plan::new_state(&opts, &plan);
@@ -363,17 +370,17 @@ fn decap_from_state(
     let result = serve::run(
         &cfg,
         signals,
-        &mut |l| eprintln!("rvs-rs decap: {l}"),
+        &mut |l| warn(&format!("rvs-rs decap: {l}")),
         &mut |receivers| {
             st.decap_pid = Some(me);
             if let Err(e) = st.save(state_path) {
-                eprintln!("rvs-rs decap: recording the pid: {e:#}");
+                warn(&format!("rvs-rs decap: recording the pid: {e:#}"));
             }
-            eprintln!(
+            warn(&format!(
                 "rvs-rs decap: ready: {} -> {} (pid {me})",
                 receivers.join(", "),
                 cfg.tun_name
-            );
+            ));
         },
     );
     // Forget our pid, unless `undo` already removed the state.
@@ -384,10 +391,10 @@ fn decap_from_state(
         let _ = now.save(state_path);
     }
     let counters = result?;
-    println!(
+    say(&format!(
         "rvs-rs decap: stopped after {} s: {counters}",
         started.elapsed().as_secs()
-    );
+    ));
     Ok(())
 }
 
@@ -415,12 +422,14 @@ fn stop_decap(pid: u32) {
                 std::thread::sleep(Duration::from_millis(20));
             }
             if is_rvs_rs(pid) {
-                eprintln!("rvs-rs: decap (pid {pid}) still runs 5 s after SIGTERM");
+                warn(&format!(
+                    "rvs-rs: decap (pid {pid}) still runs 5 s after SIGTERM"
+                ));
             } else {
                 say(&format!("decap    stopped pid {pid}"));
             }
         }
-        Err(e) => eprintln!("rvs-rs: stopping decap (pid {pid}): {e}"),
+        Err(e) => warn(&format!("rvs-rs: stopping decap (pid {pid}): {e}")),
     }
 }
 
@@ -431,7 +440,7 @@ fn undo(state_path: &Path, dry_run: bool) -> anyhow::Result<()> {
         if let Some(pid) = st.decap_pid.filter(|&p| is_rvs_rs(p)) {
             say(&format!("decap    stop pid {pid}"));
         }
-        print!("{}", plan::render_undo(&st));
+        say(plan::render_undo(&st).trim_end());
         return Ok(());
     }
     if let Some(pid) = st.decap_pid {
@@ -461,7 +470,10 @@ fn status(state_path: &Path) -> anyhow::Result<()> {
     let st = match State::load(state_path) {
         Ok(st) => st,
         Err(_) if !state_path.exists() => {
-            println!("not set up ({} does not exist)", state_path.display());
+            say(&format!(
+                "not set up ({} does not exist)",
+                state_path.display()
+            ));
             return Ok(());
         }
         Err(e) => return Err(e),
