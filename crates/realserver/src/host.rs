@@ -218,8 +218,10 @@ pub(crate) mod fake {
         pub(crate) links: BTreeMap<String, bool>,
         pub(crate) addrs: BTreeMap<String, Vec<(IpAddr, u8)>>,
         pub(crate) ipip: bool,
-        /// A substring of an operation description that fails with EPERM.
+        /// A substring of an operation description that fails with `fail_errno`.
         pub(crate) fail_on: Option<String>,
+        /// The errno of `fail_on` (0: EPERM).
+        pub(crate) fail_errno: i32,
     }
 
     impl FakeHost {
@@ -246,7 +248,11 @@ pub(crate) mod fake {
 
         fn check(&self, op: &str) -> io::Result<()> {
             match &self.fail_on {
-                Some(f) if op.contains(f.as_str()) => Err(os(EPERM)),
+                Some(f) if op.contains(f.as_str()) => Err(os(if self.fail_errno == 0 {
+                    EPERM
+                } else {
+                    self.fail_errno
+                })),
                 _ => Ok(()),
             }
         }

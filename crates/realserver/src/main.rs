@@ -300,21 +300,19 @@ fn setup(state_path: &Path, a: &SetupArgs) -> anyhow::Result<()> {
         say(plan::render(&plan, &opts, state_path).trim_end());
         return Ok(());
     }
-    let mut st = plan::new_state(&opts, &plan);
-    let applied = plan::apply(
+    let (plan, st) = plan::setup(
         &mut host,
-        &plan,
-        &mut st,
+        &opts,
+        plan,
         &mut |s| s.save(state_path),
         &mut |l| say(l),
-    );
-    if let Err(e) = applied {
+    )
+    .inspect_err(|_| {
         // Rolled back completely: no state to keep, so that setup can simply be rerun.
-        if st.changes.is_empty() {
+        if State::load(state_path).is_ok_and(|s| s.changes.is_empty()) {
             let _ = std::fs::remove_file(state_path);
         }
-        return Err(e);
-    }
+    })?;
     if st.changes.is_empty() {
         say("nothing to change");
     }

@@ -345,6 +345,47 @@ pub(crate) fn new_state(opts: &SetupOpts, plan: &Plan) -> State {
     }
 }
 
+/// Apply `plan` (computed by [`plan`] for `opts`) and return the plan actually applied
+/// with its state. With `--decap auto`, when the kernel's ipip module looked available but
+/// cannot be loaded (`EOPNOTSUPP` creating `tunl0`, e.g. in a container), everything is
+/// rolled back and planned again with userspace decapsulation.
+///
+/// # Errors
+///
+/// As [`apply`] (the state then holds what could not be rolled back).
+pub(crate) fn setup(
+    host: &mut dyn Host,
+    opts: &SetupOpts,
+    plan: Plan,
+    save: &mut dyn FnMut(&State) -> anyhow::Result<()>,
+    log: &mut dyn FnMut(&str),
+) -> anyhow::Result<(Plan, State)> {
+    const EOPNOTSUPP: i32 = 95;
+    let mut st = new_state(opts, &plan);
+    match apply(host, &plan, &mut st, save, log) {
+        Ok(()) => Ok((plan, st)),
+        Err(e)
+            if plan.decap == DecapMode::Kernel
+                && opts.decap == DecapChoice::Auto
+                && st.changes.is_empty()
+                && e.downcast_ref::<io::Error>().and_then(errno) == Some(EOPNOTSUPP) =>
+        {
+            log(&format!(
+                "decap    the ipip module cannot be loaded ({e:#}); using userspace decapsulation"
+            ));
+            let fallback = SetupOpts {
+                decap: DecapChoice::Userspace,
+                ..opts.clone()
+            };
+            let plan = self::plan(host, &fallback)?;
+            let mut st = new_state(&fallback, &plan);
+            apply(host, &plan, &mut st, save, log)?;
+            Ok((plan, st))
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// Make one change. Returns what to record: `None` when there was nothing to do after
 /// all (a sysctl found at its new value), or the change with the old value read just
 /// before writing.
@@ -773,6 +814,39 @@ state    record the changes in /run/rvs-rs/state.json
         assert_eq!(host.sysctls, before.sysctls);
         assert_eq!(host.links, before.links);
         assert_eq!(host.addrs, before.addrs);
+    }
+
+    #[test]
+    fn auto_falls_back_to_userspace_when_the_module_cannot_load() {
+        let mut host = FakeHost::typical();
+        host.ipip = true;
+        host.fail_on = Some("create ipip".into());
+        host.fail_errno = 95;
+        let o = opts(&["198.18.0.100"], Tunnel::Ipip);
+        let p = plan(&host, &o).expect("plan");
+        assert_eq!(p.decap, DecapMode::Kernel);
+        let mut lines = Vec::new();
+        let (p, st) = setup(&mut host, &o, p, &mut |_| Ok(()), &mut |l| {
+            lines.push(l.to_owned())
+        })
+        .expect("falls back");
+        assert_eq!(p.decap, DecapMode::Userspace);
+        assert_eq!(st.decap, DecapMode::Userspace);
+        assert_eq!(host.links.get("rvs-tun0"), Some(&true));
+        assert!(!host.links.contains_key("tunl0"));
+        assert!(
+            lines.iter().any(|l| l.contains("using userspace")),
+            "{lines:?}"
+        );
+        // An explicit --decap kernel does not fall back.
+        let mut host = FakeHost::typical();
+        host.ipip = true;
+        host.fail_on = Some("create ipip".into());
+        host.fail_errno = 95;
+        let mut o = opts(&["198.18.0.100"], Tunnel::Ipip);
+        o.decap = DecapChoice::Kernel;
+        let p = plan(&host, &o).expect("plan");
+        assert!(setup(&mut host, &o, p, &mut |_| Ok(()), &mut |_| {}).is_err());
     }
 
     #[test]
