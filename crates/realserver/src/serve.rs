@@ -252,7 +252,16 @@ pub(crate) fn run(
             for _ in 0..BATCH {
                 match tun.recv(&mut buf) {
                     Ok(_) => counters.tun_out += 1,
-                    Err(_) => break,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    // The device was deleted under us (`EBADFD`): poll would report the
+                    // descriptor forever, so stop rather than spin.
+                    Err(e) => {
+                        log(&format!("counters: {counters}"));
+                        return Err(e).context(format!(
+                            "the TUN device {} is gone (deleted by `ip link del`?)",
+                            cfg.tun_name
+                        ));
+                    }
                 }
             }
         }

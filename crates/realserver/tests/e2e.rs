@@ -784,3 +784,35 @@ fn ipv6_vip_through_ipv4_and_ipv6_outer_headers() {
     assert_eq!(counter(last, "ipip6"), 1, "{last}");
     assert_eq!(counter(last, "dropped"), 0, "{last}");
 }
+
+#[test]
+fn decap_stops_when_its_tun_device_is_deleted_and_undo_still_cleans_up() {
+    if skip() {
+        return;
+    }
+    let mut lab = Lab::new("rsgone");
+    let before = lab.watched();
+    lab.start_foreground(&["--vip", VIP, "--tunnel", "ipip", "--decap", "userspace"]);
+    lab.rs
+        .ip(&["link", "del", "rvs-tun0"])
+        .expect("delete the TUN device");
+    let out = lab
+        .decap
+        .as_mut()
+        .expect("decapsulator started")
+        .wait_output(Duration::from_secs(5));
+    lab.decap = None;
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        text(&out.stderr).contains("rvs-tun0 is gone"),
+        "{}",
+        text(&out.stderr)
+    );
+    let undo = lab.rvs_rs(&["undo"]);
+    assert!(
+        text(&undo.stdout).contains("device   rvs-tun0 already gone"),
+        "{}",
+        text(&undo.stdout)
+    );
+    assert_restored(&lab, &before, &undo);
+}
