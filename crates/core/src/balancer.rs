@@ -10,7 +10,7 @@ use crate::conn::{
     F_OUT_HASHED, F_TEMPLATE, InKey, NONE, OutKey, Slot,
 };
 use crate::hash::FastMap;
-use crate::packet::{ParseOutcome, Parsed, parse};
+use crate::packet::{ParseOutcome, Parsed, parse_into};
 use crate::proto::{
     Direction, SctpState, TcpState, Timeouts, sctp_chunk, sctp_transition, tcp_transition,
 };
@@ -575,7 +575,8 @@ impl Balancer {
     /// Same decisions and output bytes as one-frame [`Balancer::process_batch`] calls;
     /// prefer the batch form on a busy data path.
     pub fn process(&mut self, now: Instant, meta: RxMeta, f: &mut FrameBuf<'_>) -> Action {
-        let prep = self.prepare(f);
+        let mut prep = Prepared::EMPTY;
+        self.prepare(f, &mut prep);
         self.finish(now, meta, f, &prep)
     }
 
@@ -601,16 +602,19 @@ impl Balancer {
     ) -> usize {
         let n = frames.len().min(actions.len());
         let mut preps = core::mem::take(&mut self.batch_scratch);
+        preps.resize(BATCH, Prepared::EMPTY);
         for (g, (frames, actions)) in frames[..n]
             .chunks_mut(BATCH)
             .zip(actions[..n].chunks_mut(BATCH))
             .enumerate()
         {
+            let preps = &mut preps[..frames.len()];
             touch_frames(frames);
-            preps.clear();
-            preps.extend(frames.iter().map(|f| self.prepare(f)));
-            self.touch_tables(&mut preps);
-            for (i, ((f, a), prep)) in frames.iter_mut().zip(actions).zip(&preps).enumerate() {
+            for (f, prep) in frames.iter().zip(preps.iter_mut()) {
+                self.prepare(f, prep);
+            }
+            self.touch_tables(preps);
+            for (i, ((f, a), prep)) in frames.iter_mut().zip(actions).zip(&*preps).enumerate() {
                 let meta = metas.get(g * BATCH + i).copied().unwrap_or_default();
                 *a = self.finish(now, meta, f, prep);
             }
@@ -620,25 +624,27 @@ impl Balancer {
     }
 
     /// First stage, a pure function of the frame: bounds, parse, and the inbound-key hash
-    /// when the frame will be looked up.
+    /// when the frame will be looked up. Overwrites all of `prep`.
     #[inline]
-    fn prepare(&self, f: &FrameBuf<'_>) -> Prepared {
-        let parsed = match f.offset.checked_add(f.len).filter(|&e| e <= f.buf.len()) {
-            None => Err(Action::Drop(DropReason::Malformed)),
-            Some(end) => parse(&f.buf[f.offset..end]).map_err(|e| match e {
+    fn prepare(&self, f: &FrameBuf<'_>, prep: &mut Prepared) {
+        prep.verdict = None;
+        prep.h_in = None;
+        prep.h_out = None;
+        prep.cand_in = None;
+        let Some(end) = f.offset.checked_add(f.len).filter(|&e| e <= f.buf.len()) else {
+            prep.verdict = Some(Action::Drop(DropReason::Malformed));
+            return;
+        };
+        if let Err(e) = parse_into(&f.buf[f.offset..end], &mut prep.parsed) {
+            prep.verdict = Some(match e {
                 ParseOutcome::NotIp => Action::Pass,
                 ParseOutcome::Malformed => Action::Drop(DropReason::Malformed),
                 ParseOutcome::BadChecksum => Action::Drop(DropReason::BadChecksum),
-            }),
-        };
-        let h_in = match &parsed {
-            Ok(p) if looked_up(p) => Some(self.conns.hash_in(&in_key(p))),
-            _ => None,
-        };
-        Prepared {
-            parsed,
-            h_in,
-            h_out: None,
+            });
+            return;
+        }
+        if looked_up(&prep.parsed) {
+            prep.h_in = Some(self.conns.hash_in(&in_key(&prep.parsed)));
         }
     }
 
@@ -658,13 +664,14 @@ impl Balancer {
         }
         let nat = self.conns.has_outbound();
         for prep in preps.iter_mut() {
-            let (Ok(p), Some(h)) = (&prep.parsed, prep.h_in) else {
+            let Some(h) = prep.h_in else {
                 continue;
             };
-            match self.conns.candidate_in(h) {
+            prep.cand_in = self.conns.candidate_in(h);
+            match prep.cand_in {
                 Some(idx) => acc ^= self.conns.touch_entry(idx),
                 None if nat => {
-                    let h = self.conns.hash_out(&out_key(p));
+                    let h = self.conns.hash_out(&out_key(&prep.parsed));
                     prep.h_out = Some(h);
                     acc ^= self.conns.touch_out(h);
                 }
@@ -709,10 +716,10 @@ impl Balancer {
         f: &mut FrameBuf<'_>,
         prep: &Prepared,
     ) -> Action {
-        let p = match &prep.parsed {
-            Ok(p) => p,
-            Err(a) => return *a,
-        };
+        if let Some(a) = prep.verdict {
+            return a;
+        }
+        let p = &prep.parsed;
         if !self.services.ever_added {
             return Action::Pass;
         }
@@ -733,8 +740,19 @@ impl Balancer {
             return Action::Pass;
         }
         let key = in_key(p);
-        let h_in = prep.h_in.unwrap_or_else(|| self.conns.hash_in(&key));
-        if let Some(idx) = self.conns.lookup_in_hashed(&key, h_in) {
+        // The batch path already found the likely entry; an inbound key has at most one
+        // live entry, so a candidate that matches is the lookup's answer.
+        let hit = match prep.cand_in.filter(|&i| self.conns.is_live_match_in(i, &key)) {
+            Some(i) => {
+                debug_assert_eq!(Some(i), self.conns.lookup_in(&key));
+                Some(i)
+            }
+            None => {
+                let h_in = prep.h_in.unwrap_or_else(|| self.conns.hash_in(&key));
+                self.conns.lookup_in_hashed(&key, h_in)
+            }
+        };
+        if let Some(idx) = hit {
             match self.check_in_conn(now, idx, p) {
                 InCheck::Use => return self.forward_in(now, idx, p, f),
                 InCheck::Drop(r) => return Action::Drop(r),
@@ -1231,12 +1249,26 @@ pub const BATCH: usize = 32;
 /// A frame after the first, table-independent stage of processing.
 #[derive(Clone, Copy, Debug)]
 struct Prepared {
-    /// Parsed headers, or the verdict when parsing already decided.
-    parsed: Result<Parsed, Action>,
+    /// The verdict when parsing already decided (not IP, malformed, bad checksum).
+    verdict: Option<Action>,
+    /// Parsed headers (meaningless when `verdict` is set).
+    parsed: Parsed,
     /// Seeded hash of the inbound key, when the frame will be looked up.
     h_in: Option<u64>,
     /// Seeded hash of the outbound key, when computed ahead (batch path with NAT entries).
     h_out: Option<u64>,
+    /// The likely inbound entry, read ahead by the batch path (validated before use).
+    cand_in: Option<u32>,
+}
+
+impl Prepared {
+    const EMPTY: Self = Self {
+        verdict: None,
+        parsed: Parsed::EMPTY,
+        h_in: None,
+        h_out: None,
+        cand_in: None,
+    };
 }
 
 /// Whether a parsed frame reaches the connection lookup (TCP, UDP or SCTP with its ports).

@@ -370,6 +370,16 @@ impl ConnTable {
             .find(h, |i| slab.get(i as usize).is_some_and(|c| key.matches(c)))
     }
 
+    /// Whether the entry at `idx` is live and is the one `key` looks up. An inbound key
+    /// matches at most one live entry (entries are created only after a lookup missed, and
+    /// neutralised templates never match), so this answers a lookup without probing.
+    #[inline]
+    pub(crate) fn is_live_match_in(&self, idx: u32, key: &InKey) -> bool {
+        self.slab
+            .get(idx as usize)
+            .is_some_and(|c| c.is_live() && key.matches(c))
+    }
+
     /// Whether any NAT entry is indexed for replies.
     #[inline]
     pub(crate) fn has_outbound(&self) -> bool {

@@ -23,7 +23,7 @@ const ETH_VLAN: u16 = 0x8100;
 const ETH_QINQ: u16 = 0x88A8;
 
 /// Where the parts of a frame are (offsets relative to the frame start).
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug)]
 pub(crate) struct Parsed {
     /// Offset of the ethertype field that announces the IP header (after VLAN tags).
     pub(crate) ethertype_at: usize,
@@ -47,6 +47,27 @@ pub(crate) struct Parsed {
     pub(crate) has_l4: bool,
 }
 
+impl Parsed {
+    /// All zero (the `Default`), usable in constants.
+    pub(crate) const EMPTY: Self = Self {
+        ethertype_at: 0,
+        l3: 0,
+        v6: false,
+        ip_len: 0,
+        proto: 0,
+        l4: 0,
+        src: [0; 16],
+        dst: [0; 16],
+        sport: 0,
+        dport: 0,
+        tcp_flags: 0,
+        sctp_chunk: 0,
+        df: false,
+        fragment: false,
+        has_l4: false,
+    };
+}
+
 /// Outcome of parsing when it is not a usable IP packet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum ParseOutcome {
@@ -58,8 +79,11 @@ pub(crate) enum ParseOutcome {
     BadChecksum,
 }
 
-/// Parse Ethernet (with up to two VLAN tags), IPv4/IPv6 and the first L4 bytes.
-pub(crate) fn parse(frame: &[u8]) -> Result<Parsed, ParseOutcome> {
+/// Parse Ethernet (with up to two VLAN tags), IPv4/IPv6 and the first L4 bytes into `p`
+/// (every field is overwritten, so `p` may hold the previous frame's result: the batch
+/// path parses in place to avoid moving the result around).
+#[inline]
+pub(crate) fn parse_into(frame: &[u8], p: &mut Parsed) -> Result<(), ParseOutcome> {
     let mut at = 12;
     let mut ty = rd16(frame, at).ok_or(ParseOutcome::Malformed)?;
     let mut tags = 0;
@@ -68,21 +92,21 @@ pub(crate) fn parse(frame: &[u8]) -> Result<Parsed, ParseOutcome> {
         ty = rd16(frame, at).ok_or(ParseOutcome::Malformed)?;
         tags += 1;
     }
-    let l3 = at + 2;
-    let mut p = Parsed {
+    *p = Parsed {
         ethertype_at: at,
-        l3,
-        ..Parsed::default()
+        l3: at + 2,
+        ..Parsed::EMPTY
     };
     match ty {
-        ETH_IPV4 => parse_v4(frame, &mut p)?,
-        ETH_IPV6 => parse_v6(frame, &mut p)?,
+        ETH_IPV4 => parse_v4(frame, p)?,
+        ETH_IPV6 => parse_v6(frame, p)?,
         _ => return Err(ParseOutcome::NotIp),
     }
-    parse_l4(frame, &mut p);
-    Ok(p)
+    parse_l4(frame, p);
+    Ok(())
 }
 
+#[inline(always)]
 fn parse_v4(frame: &[u8], p: &mut Parsed) -> Result<(), ParseOutcome> {
     let h = frame.get(p.l3..p.l3 + 20).ok_or(ParseOutcome::Malformed)?;
     if h[0] >> 4 != 4 {
@@ -111,6 +135,7 @@ fn parse_v4(frame: &[u8], p: &mut Parsed) -> Result<(), ParseOutcome> {
     Ok(())
 }
 
+#[inline(never)]
 fn parse_v6(frame: &[u8], p: &mut Parsed) -> Result<(), ParseOutcome> {
     let h = frame.get(p.l3..p.l3 + 40).ok_or(ParseOutcome::Malformed)?;
     if h[0] >> 4 != 6 {
@@ -140,6 +165,7 @@ fn parse_v6(frame: &[u8], p: &mut Parsed) -> Result<(), ParseOutcome> {
     Ok(())
 }
 
+#[inline(always)]
 fn parse_l4(frame: &[u8], p: &mut Parsed) {
     if !p.has_l4 {
         return;
