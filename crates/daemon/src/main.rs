@@ -44,6 +44,11 @@ struct Args {
     /// toward each real server (repeat for IPv4 and IPv6).
     #[arg(long, value_name = "ADDR")]
     tunnel_src: Vec<std::net::IpAddr>,
+    /// IPVS sysctl equivalents, `NAME=VALUE` (repeatable): expire_nodest_conn,
+    /// expire_quiescent_template, conn_reuse_mode, sloppy_tcp, sloppy_sctp, secure_tcp,
+    /// pmtu_disc, nat_icmp_send (see /proc/sys/net/ipv4/vs/ in the kernel's documentation).
+    #[arg(long = "sysctl", value_name = "NAME=VALUE", value_parser = parse_sysctl)]
+    sysctls: Vec<(String, u8)>,
     /// More logging (-v debug, -vv trace); RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count)]
     verbose: u8,
@@ -59,6 +64,37 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+const SYSCTLS: [&str; 8] = [
+    "expire_nodest_conn",
+    "expire_quiescent_template",
+    "conn_reuse_mode",
+    "sloppy_tcp",
+    "sloppy_sctp",
+    "secure_tcp",
+    "pmtu_disc",
+    "nat_icmp_send",
+];
+
+fn parse_sysctl(s: &str) -> Result<(String, u8), String> {
+    let (name, value) = s
+        .split_once('=')
+        .ok_or_else(|| format!("expected NAME=VALUE, got {s:?}"))?;
+    if !SYSCTLS.contains(&name) {
+        return Err(format!(
+            "unknown sysctl {name:?} (known: {})",
+            SYSCTLS.join(", ")
+        ));
+    }
+    let v: u8 = value
+        .parse()
+        .map_err(|_| format!("{name}: value must be a small integer, got {value:?}"))?;
+    let max = if name == "conn_reuse_mode" { 3 } else { 1 };
+    if v > max {
+        return Err(format!("{name}: value must be 0..={max}, got {v}"));
+    }
+    Ok((name.to_owned(), v))
 }
 
 fn init_tracing(verbose: u8) {
@@ -125,6 +161,20 @@ fn run(args: Args) -> anyhow::Result<()> {
         }
     }
     let fixed_src = (cfg.tunnel_src_v4.is_some(), cfg.tunnel_src_v6.is_some());
+    for (name, v) in &args.sysctls {
+        let on = *v != 0;
+        match name.as_str() {
+            "expire_nodest_conn" => cfg.expire_nodest_conn = on,
+            "expire_quiescent_template" => cfg.expire_quiescent_template = on,
+            "conn_reuse_mode" => cfg.conn_reuse_mode = *v,
+            "sloppy_tcp" => cfg.sloppy_tcp = on,
+            "sloppy_sctp" => cfg.sloppy_sctp = on,
+            "secure_tcp" => cfg.secure_tcp = on,
+            "pmtu_disc" => cfg.pmtu_disc = on,
+            "nat_icmp_send" => cfg.nat_icmp_send = on,
+            _ => unreachable!("checked by parse_sysctl"),
+        }
+    }
     let mut engine = engine::Engine::new(cfg, state_path.clone());
     let restored = engine.load()?;
     tracing::info!(
