@@ -38,6 +38,7 @@ impl Rvsd {
         args.extend(["--no-state".into(), "--socket".into(), socket.clone()]);
         let child = Command::new("ip")
             .args(&args)
+            .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
@@ -87,19 +88,51 @@ impl Drop for Rvsd {
     }
 }
 
-#[derive(Clone, Copy, PartialEq)]
+#[derive(Clone, Copy, PartialEq, Debug)]
 enum Method {
     Dr,
     Nat,
+    Tun,
+}
+
+impl Method {
+    fn flag(self) -> &'static str {
+        match self {
+            Self::Dr => "-g",
+            Self::Nat => "-m",
+            Self::Tun => "-i",
+        }
+    }
+}
+
+/// A background program in a namespace, killed on drop.
+struct Bg(Child);
+
+impl Drop for Bg {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 /// The selftest topology. Client LAN 198.18.0.0/24 is a bridge in the client namespace
 /// joining the director (198.18.0.1) and, for DR, the real servers' second legs; the
 /// real-server LAN 198.19.0.0/24 is a bridge in the director's namespace.
 struct Lab {
+    // field order = drop order: decapsulators before their namespaces
+    _decap: Vec<Bg>,
     client: NetNs,
     director: NetNs,
     servers: Vec<NetNs>,
+    _tmp: TmpDir,
+}
+
+struct TmpDir(PathBuf);
+
+impl Drop for TmpDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 fn sh(ns: &NetNs, args: &str) {
@@ -110,6 +143,13 @@ fn sh(ns: &NetNs, args: &str) {
 
 impl Lab {
     fn new(method: Method, n: usize) -> Self {
+        let tmp = std::env::temp_dir().join(format!(
+            "rvs-selftest-{}-{}",
+            std::process::id(),
+            NEXT_LAB.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&tmp).expect("tmp dir");
+        let mut decap = Vec::new();
         let client = NetNs::new("client").expect("netns");
         let director = NetNs::new("dir").expect("netns");
         let mut servers = Vec::new();
@@ -131,8 +171,32 @@ impl Lab {
             veth(&director, &format!("d-rs{k}"), &rs, "r0").expect("veth");
             sh(&director, &format!("link set d-rs{k} master br1"));
             sh(&rs, &format!("addr add {rip}/24 dev r0"));
+            // no TSO/GSO super-frames toward the director (rvsd reads one frame per slot)
+            sh(&rs, "link set r0 gso_max_segs 1");
             match method {
                 Method::Nat => sh(&rs, "route add default via 198.19.0.1"),
+                Method::Tun => {
+                    veth(&client, &format!("c-rs{k}"), &rs, "r1").expect("veth");
+                    sh(&client, &format!("link set c-rs{k} master br0"));
+                    sh(&rs, &format!("addr add 198.18.0.{}/24 dev r1", 3 + k));
+                    let rvs_rs = bin("rvs-rs");
+                    assert!(
+                        rvs_rs.exists(),
+                        "{} missing: build rvs-realserver",
+                        rvs_rs.display()
+                    );
+                    let child = Command::new("ip")
+                        .args(["netns", "exec", rs.name()])
+                        .arg(rvs_rs)
+                        .arg("--state")
+                        .arg(tmp.join(format!("rs{k}.json")))
+                        .args(["setup", "--vip", VIP, "--tunnel", "ipip", "--foreground"])
+                        .stdout(Stdio::null())
+                        .stderr(Stdio::null())
+                        .spawn()
+                        .expect("start rvs-rs");
+                    decap.push(Bg(child));
+                }
                 Method::Dr => {
                     veth(&client, &format!("c-rs{k}"), &rs, "r1").expect("veth");
                     sh(&client, &format!("link set c-rs{k} master br0"));
@@ -150,13 +214,26 @@ impl Lab {
             }
             servers.push(rs);
         }
+        if method == Method::Tun {
+            // wait until every decapsulator has set up its TUN device
+            for rs in &servers {
+                let deadline = Instant::now() + Duration::from_secs(10);
+                while rs.ip(&["link", "show", "rvs-tun0"]).is_err() && Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            }
+        }
         Self {
+            _decap: decap,
             client,
             director,
             servers,
+            _tmp: TmpDir(tmp),
         }
     }
 }
+
+static NEXT_LAB: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
 
 /// A TCP server in `ns` answering each connection: echoes what it read, prefixed with
 /// `name:`. Stops after `n` connections or `deadline`.
@@ -224,7 +301,7 @@ fn selftest(method: Method) {
     }
     let lab = Lab::new(method, 1);
     let d = Rvsd::start(&lab.director, &["d0", "br1"]);
-    let flag = if method == Method::Nat { "-m" } else { "-g" };
+    let flag = method.flag();
     d.ok(&format!("-A -t {VIP}:{PORT} -s rr"));
     d.ok(&format!("-a -t {VIP}:{PORT} -r 198.19.0.2:{PORT} {flag}"));
     let server = serve(&lab.servers[0], "rs0", 1);
@@ -256,15 +333,20 @@ fn selftest_nat() {
 }
 
 #[test]
+fn selftest_tun() {
+    selftest(Method::Tun);
+}
+
+#[test]
 fn article_walkthrough_rr_rotates_over_three_servers() {
     if let Some(why) = skip_reason() {
         eprintln!("skipped: {why}");
         return;
     }
-    for method in [Method::Nat, Method::Dr] {
+    for method in [Method::Nat, Method::Dr, Method::Tun] {
         let lab = Lab::new(method, 3);
         let d = Rvsd::start(&lab.director, &["d0", "br1"]);
-        let flag = if method == Method::Nat { "-m" } else { "-g" };
+        let flag = method.flag();
         d.ok(&format!("-A -t {VIP}:{PORT} -s rr"));
         for k in 0..3 {
             d.ok(&format!(
