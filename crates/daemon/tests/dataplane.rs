@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use rvs_io::netns::{NetNs, skip_reason, veth};
 
 const VIP: &str = "198.18.100.100";
+const VIP6: &str = "2001:db8:100::100";
 const PORT: u16 = 8080;
 
 fn bin(name: &str) -> PathBuf {
@@ -28,6 +29,10 @@ struct Rvsd {
 
 impl Rvsd {
     fn start(ns: &NetNs, ifaces: &[&str]) -> Self {
+        Self::start_with(ns, ifaces, &[])
+    }
+
+    fn start_with(ns: &NetNs, ifaces: &[&str], extra: &[&str]) -> Self {
         let socket = format!("@rvs-selftest-{}-{}", std::process::id(), ns.name());
         let mut args = vec!["netns".to_string(), "exec".into(), ns.name().into()];
         args.push(bin("rvsd").display().to_string());
@@ -36,6 +41,7 @@ impl Rvsd {
             args.push((*i).into());
         }
         args.extend(["--no-state".into(), "--socket".into(), socket.clone()]);
+        args.extend(extra.iter().map(|a| (*a).to_string()));
         let child = Command::new("ip")
             .args(&args)
             .env("RUST_LOG", "warn")
@@ -157,14 +163,22 @@ impl Lab {
         sh(&client, "link set br0 up");
         sh(&client, "addr add 198.18.0.2/24 dev br0");
         sh(&client, &format!("route add {VIP}/32 via 198.18.0.1"));
+        sh(&client, "addr add 2001:db8::2/64 dev br0 nodad");
         veth(&client, "c-dir", &director, "d0").expect("veth");
+        sh(&client, &format!("-6 route add {VIP6}/128 via 2001:db8::1"));
         sh(&client, "link set c-dir master br0");
         sh(&director, "addr add 198.18.0.1/24 dev d0");
         sh(&director, "link add br1 type bridge");
         sh(&director, "link set br1 up");
         sh(&director, "addr add 198.19.0.1/24 dev br1");
         sh(&director, &format!("addr add {VIP}/32 dev lo"));
+        sh(&director, "addr add 2001:db8::1/64 dev d0 nodad");
+        sh(&director, "addr add 2001:db8:1::1/64 dev br1 nodad");
+        sh(&director, &format!("addr add {VIP6}/128 dev lo nodad"));
         director.sysctl("net.ipv4.ip_forward", "1").expect("sysctl");
+        director
+            .sysctl("net.ipv6.conf.all.forwarding", "1")
+            .expect("sysctl");
         for k in 0..n {
             let rs = NetNs::new(&format!("rs{k}")).expect("netns");
             let rip = format!("198.19.0.{}", 2 + k);
@@ -174,7 +188,14 @@ impl Lab {
             // no TSO/GSO super-frames toward the director (rvsd reads one frame per slot)
             sh(&rs, "link set r0 gso_max_segs 1");
             match method {
-                Method::Nat => sh(&rs, "route add default via 198.19.0.1"),
+                Method::Nat => {
+                    sh(&rs, "route add default via 198.19.0.1");
+                    sh(
+                        &rs,
+                        &format!("addr add 2001:db8:1::{}/64 dev r0 nodad", 2 + k),
+                    );
+                    sh(&rs, "-6 route add default via 2001:db8:1::1");
+                }
                 Method::Tun => {
                     veth(&client, &format!("c-rs{k}"), &rs, "r1").expect("veth");
                     sh(&client, &format!("link set c-rs{k} master br0"));
@@ -380,4 +401,294 @@ fn article_walkthrough_rr_rotates_over_three_servers() {
             assert_eq!(l.split_whitespace().nth(2), Some("2"), "{list}");
         }
     }
+}
+
+// ---------------------------------------------------------------- more of issue 4
+
+/// Connect to `addr` from the client namespace and return the first `n` bytes answered to
+/// `data` (connection left open when `keep` is set: returned for later use).
+fn connect(client: &NetNs, addr: SocketAddr) -> std::io::Result<TcpStream> {
+    client
+        .run(move || {
+            let s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+            s.set_read_timeout(Some(Duration::from_secs(3)))?;
+            Ok(s)
+        })
+        .expect("join ns")
+}
+
+/// A line-echo server prefixing each line with `name`, one thread per connection, for
+/// `lifetime`.
+fn serve_echo(ns: &NetNs, name: &'static str, lifetime: Duration) {
+    let listener = ns
+        .run(|| TcpListener::bind(("::", PORT)).or_else(|_| TcpListener::bind(("0.0.0.0", PORT))))
+        .expect("join ns")
+        .expect("bind");
+    listener.set_nonblocking(true).expect("nonblocking");
+    std::thread::spawn(move || {
+        let end = Instant::now() + lifetime;
+        while Instant::now() < end {
+            match listener.accept() {
+                Ok((s, _)) => {
+                    std::thread::spawn(move || {
+                        let _ = s.set_nonblocking(false);
+                        let _ = s.set_read_timeout(Some(Duration::from_secs(20)));
+                        let mut w = s.try_clone().expect("clone");
+                        let r = std::io::BufReader::new(s);
+                        for line in std::io::BufRead::lines(r) {
+                            let Ok(line) = line else { break };
+                            if writeln!(w, "{name}:{line}").is_err() {
+                                break;
+                            }
+                        }
+                    });
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(5)),
+            }
+        }
+    });
+}
+
+fn ask(s: &mut TcpStream, line: &str) -> std::io::Result<String> {
+    writeln!(s, "{line}")?;
+    let mut buf = Vec::new();
+    let mut byte = [0u8; 1];
+    while !buf.ends_with(b"\n") {
+        if s.read(&mut byte)? == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        buf.push(byte[0]);
+    }
+    Ok(String::from_utf8_lossy(&buf).trim_end().to_string())
+}
+
+fn who(client: &NetNs, addr: SocketAddr) -> String {
+    let mut s = connect(client, addr).expect("connect");
+    let r = ask(&mut s, "hi").expect("answer");
+    r.split(':').next().unwrap_or("").to_string()
+}
+
+fn vip4() -> SocketAddr {
+    format!("{VIP}:{PORT}").parse().unwrap()
+}
+
+#[test]
+fn ipv6_vip_nat_with_a_different_real_server_port_and_udp() {
+    if let Some(why) = skip_reason() {
+        eprintln!("skipped: {why}");
+        return;
+    }
+    let lab = Lab::new(Method::Nat, 1);
+    let d = Rvsd::start(&lab.director, &["d0", "br1"]);
+    // IPv6 VIP port 80 to the real server's 8080
+    d.ok(&format!("-A -t [{VIP6}]:80 -s rr"));
+    d.ok(&format!("-a -t [{VIP6}]:80 -r [2001:db8:1::2]:{PORT} -m"));
+    serve_echo(&lab.servers[0], "rs0", Duration::from_secs(20));
+    let addr: SocketAddr = format!("[{VIP6}]:80").parse().unwrap();
+    let mut s = connect(&lab.client, addr).expect("connect to the IPv6 VIP");
+    assert_eq!(ask(&mut s, "six").expect("answer"), "rs0:six");
+    // UDP, IPv4, NAT to another port
+    d.ok(&format!("-A -u {VIP}:53 -s rr"));
+    d.ok(&format!("-a -u {VIP}:53 -r 198.19.0.2:5353 -m"));
+    let sock = lab.servers[0]
+        .run(|| std::net::UdpSocket::bind("0.0.0.0:5353"))
+        .expect("ns")
+        .expect("bind udp");
+    sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let server = std::thread::spawn(move || {
+        let mut buf = [0u8; 512];
+        let (n, from) = sock
+            .recv_from(&mut buf)
+            .expect("datagram at the real server");
+        sock.send_to(&buf[..n], from).expect("reply");
+        (buf[..n].to_vec(), from)
+    });
+    let reply = lab
+        .client
+        .run(|| {
+            let c = std::net::UdpSocket::bind("0.0.0.0:0")?;
+            c.set_read_timeout(Some(Duration::from_secs(5)))?;
+            c.send_to(b"query", format!("{VIP}:53"))?;
+            let mut buf = [0u8; 512];
+            let (n, from) = c.recv_from(&mut buf)?;
+            Ok::<_, std::io::Error>((buf[..n].to_vec(), from))
+        })
+        .expect("ns")
+        .expect("udp answer");
+    let (got, from) = server.join().unwrap();
+    assert_eq!(got, b"query");
+    assert_eq!(
+        from.ip().to_string(),
+        "198.18.0.2",
+        "the real server sees the client"
+    );
+    assert_eq!(reply.0, b"query");
+    assert_eq!(
+        reply.1.to_string(),
+        format!("{VIP}:53"),
+        "the answer comes from the VIP"
+    );
+    let conns = d.ok("-L -c -n");
+    assert!(conns.contains("UDP"), "{conns}");
+}
+
+#[test]
+fn schedulers_and_persistence_on_real_packets() {
+    if let Some(why) = skip_reason() {
+        eprintln!("skipped: {why}");
+        return;
+    }
+    let lab = Lab::new(Method::Nat, 3);
+    let d = Rvsd::start(&lab.director, &["d0", "br1"]);
+    for (k, ns) in lab.servers.iter().enumerate() {
+        serve_echo(ns, ["rs0", "rs1", "rs2"][k], Duration::from_secs(60));
+    }
+    let count = |seen: &[String], name: &str| seen.iter().filter(|s| *s == name).count();
+    // wrr by weight: 1, 2, 3 over 12 connections -> 2, 4, 6
+    d.ok(&format!("-A -t {VIP}:{PORT} -s wrr"));
+    for k in 0..3 {
+        d.ok(&format!(
+            "-a -t {VIP}:{PORT} -r 198.19.0.{}:{PORT} -m -w {}",
+            2 + k,
+            k + 1
+        ));
+    }
+    let seen: Vec<String> = (0..12).map(|_| who(&lab.client, vip4())).collect();
+    assert_eq!(
+        (
+            count(&seen, "rs0"),
+            count(&seen, "rs1"),
+            count(&seen, "rs2")
+        ),
+        (2, 4, 6),
+        "{seen:?}"
+    );
+    // sh and mh: one client always lands on the same server
+    for sched in ["sh", "mh"] {
+        d.ok(&format!("-E -t {VIP}:{PORT} -s {sched}"));
+        let seen: Vec<String> = (0..6).map(|_| who(&lab.client, vip4())).collect();
+        assert!(seen.iter().all(|s| *s == seen[0]), "{sched}: {seen:?}");
+    }
+    // rr with persistence: the client stays on its first server
+    d.ok(&format!("-E -t {VIP}:{PORT} -s rr -p 60"));
+    let seen: Vec<String> = (0..6).map(|_| who(&lab.client, vip4())).collect();
+    assert!(seen.iter().all(|s| *s == seen[0]), "persistence: {seen:?}");
+    let list = d.ok("-L -n --persistent-conn");
+    assert!(list.contains("persistent 60"), "{list}");
+    let conns = d.ok("-L -c -n");
+    assert!(conns.contains("ASSURED"), "a template is shown: {conns}");
+}
+
+#[test]
+fn quiescing_keeps_existing_connections_and_deleting_ends_them() {
+    if let Some(why) = skip_reason() {
+        eprintln!("skipped: {why}");
+        return;
+    }
+    let lab = Lab::new(Method::Nat, 2);
+    let d = Rvsd::start_with(
+        &lab.director,
+        &["d0", "br1"],
+        &["--sysctl", "expire_nodest_conn=1"],
+    );
+    serve_echo(&lab.servers[0], "rs0", Duration::from_secs(60));
+    serve_echo(&lab.servers[1], "rs1", Duration::from_secs(60));
+    d.ok(&format!("-A -t {VIP}:{PORT} -s rr"));
+    d.ok(&format!("-a -t {VIP}:{PORT} -r 198.19.0.2:{PORT} -m"));
+    d.ok(&format!("-a -t {VIP}:{PORT} -r 198.19.0.3:{PORT} -m"));
+    // the first connection goes to the newest server, rs1
+    let mut long = connect(&lab.client, vip4()).expect("connect");
+    assert_eq!(ask(&mut long, "a").expect("answer"), "rs1:a");
+    d.ok(&format!("-e -t {VIP}:{PORT} -r 198.19.0.3:{PORT} -m -w 0"));
+    for _ in 0..4 {
+        assert_eq!(
+            who(&lab.client, vip4()),
+            "rs0",
+            "weight 0 gets no new connection"
+        );
+    }
+    assert_eq!(ask(&mut long, "b").expect("still served"), "rs1:b");
+    let list = d.ok("-L -n");
+    let line: Vec<&str> = list
+        .lines()
+        .find(|l| l.contains("198.19.0.3:8080"))
+        .expect("dest line")
+        .split_whitespace()
+        .collect();
+    assert_eq!(line[2..5], ["Masq", "0", "1"], "weight 0, one active: {list}");
+    // deleting the server ends its connection (expire_nodest_conn=1): no more answers
+    d.ok(&format!("-d -t {VIP}:{PORT} -r 198.19.0.3:{PORT}"));
+    let after = ask(&mut long, "c");
+    assert!(
+        after.is_err(),
+        "the deleted server's connection must end: {after:?}\n{}",
+        d.ok("-L -c -n")
+    );
+    assert_eq!(who(&lab.client, vip4()), "rs0");
+}
+
+#[test]
+fn long_download_keeps_going_while_servers_change() {
+    if let Some(why) = skip_reason() {
+        eprintln!("skipped: {why}");
+        return;
+    }
+    const SIZE: usize = 16 << 20;
+    let lab = Lab::new(Method::Nat, 3);
+    let d = Rvsd::start(&lab.director, &["d0", "br1"]);
+    d.ok(&format!("-A -t {VIP}:{PORT} -s wlc"));
+    d.ok(&format!("-a -t {VIP}:{PORT} -r 198.19.0.2:{PORT} -m"));
+    // rs0 streams SIZE bytes of a known pattern
+    let listener = lab.servers[0]
+        .run(|| TcpListener::bind(("0.0.0.0", PORT)))
+        .expect("ns")
+        .expect("bind");
+    let server = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().expect("accept");
+        let chunk: Vec<u8> = (0..65536u32).map(|i| (i % 251) as u8).collect();
+        let mut sent = 0;
+        while sent < SIZE {
+            s.write_all(&chunk).expect("send");
+            sent += chunk.len();
+        }
+    });
+    let (got, bad) = std::thread::scope(|sc| {
+        let download = sc.spawn(|| {
+            lab.client
+                .run(|| {
+                    let mut s = TcpStream::connect_timeout(&vip4(), Duration::from_secs(5))?;
+                    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+                    let mut buf = vec![0u8; 65536];
+                    let mut got = 0usize;
+                    let mut bad = 0usize;
+                    let start = Instant::now();
+                    while got < SIZE && start.elapsed() < Duration::from_secs(60) {
+                        let n = s.read(&mut buf)?;
+                        if n == 0 {
+                            break;
+                        }
+                        for (i, b) in buf[..n].iter().enumerate() {
+                            if *b != (((got + i) % 65536) % 251) as u8 {
+                                bad += 1;
+                            }
+                        }
+                        got += n;
+                    }
+                    Ok::<_, std::io::Error>((got, bad))
+                })
+                .expect("ns")
+        });
+        // change the table while the download runs
+        std::thread::sleep(Duration::from_millis(200));
+        d.ok(&format!("-a -t {VIP}:{PORT} -r 198.19.0.3:{PORT} -m -w 2"));
+        d.ok(&format!("-a -t {VIP}:{PORT} -r 198.19.0.4:{PORT} -m"));
+        d.ok(&format!("-e -t {VIP}:{PORT} -r 198.19.0.3:{PORT} -m -w 5"));
+        d.ok(&format!("-d -t {VIP}:{PORT} -r 198.19.0.4:{PORT}"));
+        d.ok(&format!("-E -t {VIP}:{PORT} -s rr"));
+        d.ok(&format!("-e -t {VIP}:{PORT} -r 198.19.0.2:{PORT} -m -w 3"));
+        download.join().expect("download thread").expect("download")
+    });
+    server.join().expect("server");
+    assert_eq!(got, SIZE, "every byte arrived");
+    assert_eq!(bad, 0, "no byte was corrupted");
 }

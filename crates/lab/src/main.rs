@@ -39,7 +39,9 @@ fn opt<'a>(args: &'a [String], name: &str) -> Option<&'a str> {
 fn num<T: std::str::FromStr>(args: &[String], name: &str, default: T) -> anyhow::Result<T> {
     match opt(args, name) {
         None => Ok(default),
-        Some(v) => v.parse().map_err(|_| anyhow::anyhow!("{name}: not a number: {v}")),
+        Some(v) => v
+            .parse()
+            .map_err(|_| anyhow::anyhow!("{name}: not a number: {v}")),
     }
 }
 
@@ -70,7 +72,8 @@ fn run(args: &[String]) -> anyhow::Result<()> {
 }
 
 fn serve(name: &str, addr: &str, port: u16, lifetime: Duration) -> anyhow::Result<()> {
-    let listener = TcpListener::bind((addr, port)).with_context(|| format!("bind {addr}:{port}"))?;
+    let listener =
+        TcpListener::bind((addr, port)).with_context(|| format!("bind {addr}:{port}"))?;
     listener.set_nonblocking(true)?;
     let body = format!("{name}\n");
     let end = Instant::now() + lifetime;
