@@ -99,6 +99,7 @@ enum Method {
     Dr,
     Nat,
     Tun,
+    Gue,
 }
 
 impl Method {
@@ -107,6 +108,7 @@ impl Method {
             Self::Dr => "-g",
             Self::Nat => "-m",
             Self::Tun => "-i",
+            Self::Gue => "-i --tun-type gue --tun-port 6080",
         }
     }
 }
@@ -196,7 +198,7 @@ impl Lab {
                     );
                     sh(&rs, "-6 route add default via 2001:db8:1::1");
                 }
-                Method::Tun => {
+                Method::Tun | Method::Gue => {
                     veth(&client, &format!("c-rs{k}"), &rs, "r1").expect("veth");
                     sh(&client, &format!("link set c-rs{k} master br0"));
                     sh(&rs, &format!("addr add 198.18.0.{}/24 dev r1", 3 + k));
@@ -211,7 +213,12 @@ impl Lab {
                         .arg(rvs_rs)
                         .arg("--state")
                         .arg(tmp.join(format!("rs{k}.json")))
-                        .args(["setup", "--vip", VIP, "--tunnel", "ipip", "--foreground"])
+                        .args(["setup", "--vip", VIP, "--foreground"])
+                        .args(if method == Method::Gue {
+                            ["--tunnel", "gue", "--gue-port", "6080"].as_slice()
+                        } else {
+                            ["--tunnel", "ipip"].as_slice()
+                        })
                         .stdout(Stdio::null())
                         .stderr(Stdio::null())
                         .spawn()
@@ -235,7 +242,7 @@ impl Lab {
             }
             servers.push(rs);
         }
-        if method == Method::Tun {
+        if matches!(method, Method::Tun | Method::Gue) {
             // wait until every decapsulator has set up its TUN device
             for rs in &servers {
                 let deadline = Instant::now() + Duration::from_secs(10);
@@ -356,6 +363,11 @@ fn selftest_nat() {
 #[test]
 fn selftest_tun() {
     selftest(Method::Tun);
+}
+
+#[test]
+fn selftest_tun_gue() {
+    selftest(Method::Gue);
 }
 
 #[test]
@@ -615,7 +627,11 @@ fn quiescing_keeps_existing_connections_and_deleting_ends_them() {
         .expect("dest line")
         .split_whitespace()
         .collect();
-    assert_eq!(line[2..5], ["Masq", "0", "1"], "weight 0, one active: {list}");
+    assert_eq!(
+        line[2..5],
+        ["Masq", "0", "1"],
+        "weight 0, one active: {list}"
+    );
     // deleting the server ends its connection (expire_nodest_conn=1): no more answers
     d.ok(&format!("-d -t {VIP}:{PORT} -r 198.19.0.3:{PORT}"));
     let after = ask(&mut long, "c");
