@@ -81,6 +81,8 @@ pub(crate) struct DataPlane {
     pub(crate) counters: DpCounters,
     /// Explicit tunnel sources (`--tunnel-src`); otherwise taken from the routes.
     fixed_tunnel_src: (bool, bool),
+    /// Smallest MTU of the served interfaces: the core's path MTU toward real servers.
+    mtu: u16,
 }
 
 impl DataPlane {
@@ -94,7 +96,9 @@ impl DataPlane {
         }
         let mut socks = Vec::new();
         let mut meta = Vec::new();
+        let mut mtu = u32::MAX;
         for n in names {
+            mtu = mtu.min(rvs_io::packet::mtu_of(n).with_context(|| format!("MTU of {n}"))?);
             let sock = PacketSocket::open(n, &PacketOpts::default())
                 .with_context(|| format!("opening a packet socket on {n}"))?;
             let mac = rvs_io::packet::mac_of(n).with_context(|| format!("MAC address of {n}"))?;
@@ -106,6 +110,7 @@ impl DataPlane {
             socks.push(sock);
         }
         Ok(Self {
+            mtu: u16::try_from(mtu).unwrap_or(u16::MAX),
             socks,
             meta,
             neigh: NeighCache::default(),
@@ -125,6 +130,7 @@ impl DataPlane {
     pub(crate) fn sync(&mut self, lb: &mut Balancer) -> anyhow::Result<()> {
         let mut rules = Vec::new();
         let mut cfg = lb.config().clone();
+        cfg.mtu = self.mtu;
         let now = Instant::now();
         for s in lb.services() {
             if let ServiceKey::Addr { proto, addr, port } = s.config.key {

@@ -169,6 +169,9 @@ impl Lab {
         veth(&client, "c-dir", &director, "d0").expect("veth");
         sh(&client, &format!("-6 route add {VIP6}/128 via 2001:db8::1"));
         sh(&client, "link set c-dir master br0");
+        // no TSO/GSO super-frames from the client's stack (rvsd reads one frame per slot)
+        sh(&client, "link set br0 gso_max_segs 1");
+        sh(&client, "link set c-dir gso_max_segs 1");
         sh(&director, "addr add 198.18.0.1/24 dev d0");
         sh(&director, "link add br1 type bridge");
         sh(&director, "link set br1 up");
@@ -707,4 +710,31 @@ fn long_download_keeps_going_while_servers_change() {
     server.join().expect("server");
     assert_eq!(got, SIZE, "every byte arrived");
     assert_eq!(bad, 0, "no byte was corrupted");
+}
+
+#[test]
+fn path_mtu_discovery_through_the_tunnel() {
+    if let Some(why) = skip_reason() {
+        eprintln!("skipped: {why}");
+        return;
+    }
+    const SIZE: usize = 256 * 1024;
+    let lab = Lab::new(Method::Tun, 1);
+    let d = Rvsd::start(&lab.director, &["d0", "br1"]);
+    d.ok(&format!("-A -t {VIP}:{PORT} -s rr"));
+    d.ok(&format!("-a -t {VIP}:{PORT} -r 198.19.0.2:{PORT} -i"));
+    let server = serve(&lab.servers[0], "rs0", 1);
+    // full-size segments do not fit the tunnel: rvsd answers "fragmentation needed" with
+    // the tunnel MTU, the client lowers its path MTU and the upload completes
+    let data: Vec<u8> = (0..SIZE).map(|i| (i % 253) as u8).collect();
+    let reply = request(&lab.client, &data).expect("upload through the tunnel");
+    let got = server.join().expect("server");
+    assert_eq!(got.len(), 1);
+    assert!(got[0] == data, "{} bytes arrived of {SIZE}", got[0].len());
+    assert!(reply.starts_with(b"rs0:"));
+    let mtu = lab.client.ip(&["route", "get", VIP]).expect("route get");
+    assert!(
+        mtu.contains("mtu 1480"),
+        "the client learned the tunnel MTU: {mtu}"
+    );
 }
