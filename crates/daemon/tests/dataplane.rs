@@ -205,6 +205,14 @@ impl Lab {
                     veth(&client, &format!("c-rs{k}"), &rs, "r1").expect("veth");
                     sh(&client, &format!("link set c-rs{k} master br0"));
                     sh(&rs, &format!("addr add 198.18.0.{}/24 dev r1", 3 + k));
+                    sh(
+                        &rs,
+                        &format!("addr add 2001:db8:1::{}/64 dev r0 nodad", 2 + k),
+                    );
+                    sh(
+                        &rs,
+                        &format!("addr add 2001:db8::{}/64 dev r1 nodad", 3 + k),
+                    );
                     let rvs_rs = bin("rvs-rs");
                     assert!(
                         rvs_rs.exists(),
@@ -216,7 +224,7 @@ impl Lab {
                         .arg(rvs_rs)
                         .arg("--state")
                         .arg(tmp.join(format!("rs{k}.json")))
-                        .args(["setup", "--vip", VIP, "--foreground"])
+                        .args(["setup", "--vip", VIP, "--vip", VIP6, "--foreground"])
                         .args(if method == Method::Gue {
                             ["--tunnel", "gue", "--gue-port", "6080"].as_slice()
                         } else {
@@ -233,6 +241,15 @@ impl Lab {
                     sh(&client, &format!("link set c-rs{k} master br0"));
                     sh(&rs, &format!("addr add 198.18.0.{}/24 dev r1", 3 + k));
                     sh(&rs, &format!("addr add {VIP}/32 dev lo"));
+                    sh(
+                        &rs,
+                        &format!("addr add 2001:db8:1::{}/64 dev r0 nodad", 2 + k),
+                    );
+                    sh(
+                        &rs,
+                        &format!("addr add 2001:db8::{}/64 dev r1 nodad", 3 + k),
+                    );
+                    sh(&rs, &format!("addr add {VIP6}/128 dev lo nodad"));
                     for (key, v) in [
                         ("net.ipv4.conf.all.arp_ignore", "1"),
                         ("net.ipv4.conf.all.arp_announce", "2"),
@@ -737,4 +754,34 @@ fn path_mtu_discovery_through_the_tunnel() {
         mtu.contains("mtu 1480"),
         "the client learned the tunnel MTU: {mtu}"
     );
+}
+
+#[test]
+fn ipv6_through_dr_and_tunnels() {
+    if let Some(why) = skip_reason() {
+        eprintln!("skipped: {why}");
+        return;
+    }
+    for (method, rs) in [
+        (Method::Dr, "[2001:db8:1::2]"),
+        (Method::Tun, "[2001:db8:1::2]"),
+        // an IPv6 VIP tunnelled to an IPv4 real server (mixed families are allowed for -i)
+        (Method::Tun, "198.19.0.2"),
+    ] {
+        let lab = Lab::new(method, 1);
+        let d = Rvsd::start(&lab.director, &["d0", "br1"]);
+        d.ok(&format!("-A -t [{VIP6}]:{PORT} -s rr"));
+        d.ok(&format!(
+            "-a -t [{VIP6}]:{PORT} -r {rs}:{PORT} {}",
+            method.flag()
+        ));
+        serve_echo(&lab.servers[0], "rs0", Duration::from_secs(20));
+        let addr: SocketAddr = format!("[{VIP6}]:{PORT}").parse().unwrap();
+        let mut s = connect(&lab.client, addr)
+            .unwrap_or_else(|e| panic!("{method:?} to {rs}: connect: {e}"));
+        assert_eq!(
+            ask(&mut s, "v6").unwrap_or_else(|e| panic!("{method:?} to {rs}: {e}")),
+            "rs0:v6"
+        );
+    }
 }
