@@ -102,7 +102,10 @@ fn patch(dst: &mut [u8], template: &[u8], i: usize) {
     dst.copy_from_slice(template);
     let rd = |b: &[u8], at: usize| u16::from_be_bytes([b[at], b[at + 1]]);
     let o = h.octets();
-    let (a0, a1) = (u16::from_be_bytes([o[0], o[1]]), u16::from_be_bytes([o[2], o[3]]));
+    let (a0, a1) = (
+        u16::from_be_bytes([o[0], o[1]]),
+        u16::from_be_bytes([o[2], o[3]]),
+    );
     let (t0, t1, tp) = (rd(template, 26), rd(template, 28), rd(template, 34));
     let ip = csum_update(csum_update(rd(template, 24), t0, a0), t1, a1);
     let tcp = csum_update(

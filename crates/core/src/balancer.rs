@@ -742,7 +742,10 @@ impl Balancer {
         let key = in_key(p);
         // The batch path already found the likely entry; an inbound key has at most one
         // live entry, so a candidate that matches is the lookup's answer.
-        let hit = match prep.cand_in.filter(|&i| self.conns.is_live_match_in(i, &key)) {
+        let hit = match prep
+            .cand_in
+            .filter(|&i| self.conns.is_live_match_in(i, &key))
+        {
             Some(i) => {
                 debug_assert_eq!(Some(i), self.conns.lookup_in(&key));
                 Some(i)
