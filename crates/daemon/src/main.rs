@@ -142,6 +142,8 @@ fn run(args: Args) -> anyhow::Result<()> {
             }
         })
     };
+    // before any thread starts, so every thread inherits the blocked mask
+    let signals = rvs_io::signal::SignalFd::termination().context("setting up signal handling")?;
     let listener = bind(&spec)?;
     let seed = {
         use std::hash::{BuildHasher, Hasher};
@@ -189,12 +191,39 @@ fn run(args: Args) -> anyhow::Result<()> {
         .spawn(move || server::serve(listener, tx))
         .context("starting the control thread")?;
     if args.interfaces.is_empty() {
-        control_only_loop(&mut engine, &rx)
+        control_only_loop(&mut engine, &rx, &signals)
     } else {
         let mut dp = dataplane::DataPlane::open(&args.interfaces, fixed_src)?;
         dp.sync(&mut engine.lb)?;
         tracing::info!(interfaces = ?args.interfaces, "forwarding");
-        forwarding_loop(&mut engine, &rx, &mut dp)
+        forwarding_loop(&mut engine, &rx, &mut dp, &signals)?;
+        let c = dp.counters;
+        tracing::info!(
+            rx = c.rx,
+            tx = c.tx,
+            truncated = c.truncated,
+            no_route = c.no_route,
+            not_served = c.not_served,
+            no_neighbour = c.no_neighbour + c.pending_expired,
+            tx_errors = c.tx_errors,
+            "data plane stopped"
+        );
+        // dropping `dp` removes the nftables table
+        Ok(())
+    }
+}
+
+fn stop_requested(signals: &rvs_io::signal::SignalFd) -> bool {
+    match signals.take() {
+        Ok(Some(sig)) => {
+            tracing::info!(signal = sig, "shutting down");
+            true
+        }
+        Ok(None) => false,
+        Err(e) => {
+            tracing::warn!(error = %e, "reading signals failed");
+            false
+        }
     }
 }
 
@@ -202,14 +231,18 @@ fn run(args: Args) -> anyhow::Result<()> {
 fn control_only_loop(
     engine: &mut engine::Engine,
     rx: &mpsc::Receiver<server::Job>,
+    signals: &rvs_io::signal::SignalFd,
 ) -> anyhow::Result<()> {
     loop {
+        if stop_requested(signals) {
+            return Ok(());
+        }
         let now = engine.clock.now();
         let wait = engine
             .lb
             .poll_timeout()
-            .map(|t| Duration::from_millis(t.millis().saturating_sub(now.millis()).clamp(1, 1000)))
-            .unwrap_or(Duration::from_secs(1));
+            .map(|t| Duration::from_millis(t.millis().saturating_sub(now.millis()).clamp(1, 200)))
+            .unwrap_or(Duration::from_millis(200));
         match rx.recv_timeout(wait) {
             Ok(job) => {
                 let resp = engine.handle(job.req, job.may_admin);
@@ -229,10 +262,17 @@ fn forwarding_loop(
     engine: &mut engine::Engine,
     rx: &mpsc::Receiver<server::Job>,
     dp: &mut dataplane::DataPlane,
+    signals: &rvs_io::signal::SignalFd,
 ) -> anyhow::Result<()> {
     let mut idle_rounds: u32 = 0;
     let mut next_timer = engine.clock.now();
+    let mut rounds: u32 = 0;
     loop {
+        rounds = rounds.wrapping_add(1);
+        // a signal check is a syscall: every round when idle, every 1024 when busy
+        if (idle_rounds > 0 || rounds.is_multiple_of(1024)) && stop_requested(signals) {
+            return Ok(());
+        }
         let mut changed = false;
         loop {
             match rx.try_recv() {

@@ -785,3 +785,46 @@ fn ipv6_through_dr_and_tunnels() {
         );
     }
 }
+
+#[test]
+fn sigterm_removes_the_host_rules_and_exits_cleanly() {
+    if let Some(why) = skip_reason() {
+        eprintln!("skipped: {why}");
+        return;
+    }
+    let lab = Lab::new(Method::Nat, 1);
+    let mut d = Rvsd::start(&lab.director, &["d0", "br1"]);
+    d.ok(&format!("-A -t {VIP}:{PORT} -s rr"));
+    d.ok(&format!("-a -t {VIP}:{PORT} -r 198.19.0.2:{PORT} -m"));
+    let rules = lab
+        .director
+        .exec("nft", &["list", "table", "netdev", "rvsd"])
+        .expect("nft");
+    let text = String::from_utf8_lossy(&rules.stdout);
+    assert!(
+        text.contains(&format!("ip daddr {VIP} tcp dport {PORT} drop")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("ip saddr 198.19.0.2 tcp sport {PORT} drop")),
+        "{text}"
+    );
+    rvs_io::signal::terminate(d.child.id()).expect("SIGTERM");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let status = loop {
+        if let Some(st) = d.child.try_wait().expect("wait") {
+            break st;
+        }
+        assert!(Instant::now() < deadline, "rvsd did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "{status}");
+    let after = lab
+        .director
+        .exec("nft", &["list", "table", "netdev", "rvsd"])
+        .expect("nft");
+    assert!(
+        !after.status.success(),
+        "the table is gone after a clean stop"
+    );
+}
