@@ -154,21 +154,38 @@ fn mixed_balancer() -> Balancer {
     lb
 }
 
-/// (VIP, port, UDP, IPv6, NAT real servers (address, port)) of the services above.
-const SERVICES: [(&str, u16, bool, &[(&str, u16)]); 8] = [
-    (
+/// An address service of [`mixed_balancer`] as the traffic generator sees it.
+struct Svc {
+    vip: &'static str,
+    port: u16,
+    udp: bool,
+    /// NAT real servers (address, port), which send replies.
+    nat: &'static [(&'static str, u16)],
+}
+
+const fn s(vip: &'static str, port: u16, udp: bool, nat: &'static [(&'static str, u16)]) -> Svc {
+    Svc {
+        vip,
+        port,
+        udp,
+        nat,
+    }
+}
+
+const SERVICES: [Svc; 8] = [
+    s(
         "198.18.0.100",
         80,
         false,
         &[("198.19.0.2", 8080), ("198.19.0.3", 8080)],
     ),
-    ("198.18.0.101", 80, false, &[]),
-    ("198.18.0.102", 53, true, &[]),
-    ("2001:db8::100", 443, false, &[]),
-    ("2001:db8::101", 53, true, &[("2001:db8:9::3", 5353)]),
-    ("198.18.0.103", 514, true, &[("198.19.0.8", 514)]),
-    ("198.18.0.104", 22, false, &[]),
-    ("198.18.0.200", 9000, false, &[]), // reached only through fwmark 7
+    s("198.18.0.101", 80, false, &[]),
+    s("198.18.0.102", 53, true, &[]),
+    s("2001:db8::100", 443, false, &[]),
+    s("2001:db8::101", 53, true, &[("2001:db8:9::3", 5353)]),
+    s("198.18.0.103", 514, true, &[("198.19.0.8", 514)]),
+    s("198.18.0.104", 22, false, &[]),
+    s("198.18.0.200", 9000, false, &[]), // reached only through fwmark 7
 ];
 
 /// One random frame: what it is, for which service and client, and its bytes.
@@ -196,7 +213,12 @@ fn frame_strategy() -> impl Strategy<Value = Frame> {
         any::<u16>(),
     )
         .prop_map(|(kind, s, c, p, payload, noise)| {
-            let (vip, vport, udp, nat) = SERVICES[s];
+            let Svc {
+                vip,
+                port: vport,
+                udp,
+                nat,
+            } = SERVICES[s];
             let v6 = vip.contains(':');
             let cl = client(v6, c);
             let cport = 40_000 + p;
