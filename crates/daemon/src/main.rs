@@ -16,6 +16,7 @@ mod convert;
 mod csum;
 mod dataplane;
 mod engine;
+mod metrics;
 mod server;
 
 /// rvs director daemon (Linux Virtual Server in userspace).
@@ -49,6 +50,10 @@ struct Args {
     /// pmtu_disc, nat_icmp_send (see /proc/sys/net/ipv4/vs/ in the kernel's documentation).
     #[arg(long = "sysctl", value_name = "NAME=VALUE", value_parser = parse_sysctl)]
     sysctls: Vec<(String, u8)>,
+    /// Serve Prometheus metrics on this address (off by default; use a loopback address,
+    /// e.g. 127.0.0.1:9105). node_exporter's `node_ipvs_*` names plus `rvs_*` series.
+    #[arg(long, value_name = "ADDR:PORT")]
+    metrics: Option<std::net::SocketAddr>,
     /// More logging (-v debug, -vv trace); RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count)]
     verbose: u8,
@@ -186,6 +191,19 @@ fn run(args: Args) -> anyhow::Result<()> {
         "rvsd ready"
     );
     let (tx, rx) = mpsc::channel::<server::Job>();
+    if let Some(addr) = args.metrics {
+        if !addr.ip().is_loopback() {
+            tracing::warn!(%addr, "metrics served on a non-loopback address");
+        }
+        let listener = std::net::TcpListener::bind(addr)
+            .with_context(|| format!("binding the metrics endpoint {addr}"))?;
+        let jobs = tx.clone();
+        std::thread::Builder::new()
+            .name("rvsd-metrics".into())
+            .spawn(move || metrics::serve(listener, jobs))
+            .context("starting the metrics thread")?;
+        tracing::info!(%addr, "metrics endpoint");
+    }
     std::thread::Builder::new()
         .name("rvsd-control".into())
         .spawn(move || server::serve(listener, tx))
@@ -210,6 +228,31 @@ fn run(args: Args) -> anyhow::Result<()> {
         );
         // dropping `dp` removes the nftables table
         Ok(())
+    }
+}
+
+/// Do one piece of engine work; true when it changed the service table.
+fn run_job(
+    engine: &mut engine::Engine,
+    job: server::Job,
+    dp: Option<&dataplane::DataPlane>,
+) -> bool {
+    match job {
+        server::Job::Api {
+            req,
+            may_admin,
+            reply,
+        } => {
+            let mutation = req.is_mutation();
+            let resp = engine.handle(req, may_admin);
+            let _ = reply.send(resp);
+            mutation
+        }
+        server::Job::Metrics { reply } => {
+            let now = engine.clock.now();
+            let _ = reply.send(metrics::render(&engine.lb, now, dp.map(|d| d.counters)));
+            false
+        }
     }
 }
 
@@ -245,8 +288,7 @@ fn control_only_loop(
             .unwrap_or(Duration::from_millis(200));
         match rx.recv_timeout(wait) {
             Ok(job) => {
-                let resp = engine.handle(job.req, job.may_admin);
-                let _ = job.reply.send(resp);
+                run_job(engine, job, None);
             }
             Err(mpsc::RecvTimeoutError::Timeout) => {}
             Err(mpsc::RecvTimeoutError::Disconnected) => anyhow::bail!("control thread stopped"),
@@ -277,9 +319,7 @@ fn forwarding_loop(
         loop {
             match rx.try_recv() {
                 Ok(job) => {
-                    changed |= job.req.is_mutation();
-                    let resp = engine.handle(job.req, job.may_admin);
-                    let _ = job.reply.send(resp);
+                    changed |= run_job(engine, job, Some(&*dp));
                 }
                 Err(mpsc::TryRecvError::Empty) => break,
                 Err(mpsc::TryRecvError::Disconnected) => anyhow::bail!("control thread stopped"),

@@ -6,11 +6,16 @@ use std::sync::mpsc;
 
 use rvs_api as api;
 
-/// A request on its way to the engine, with where to send the answer.
-pub(crate) struct Job {
-    pub(crate) req: api::Request,
-    pub(crate) may_admin: bool,
-    pub(crate) reply: mpsc::SyncSender<api::Response>,
+/// Work for the engine thread, which alone owns the core.
+pub(crate) enum Job {
+    /// A control request, with where to send the answer.
+    Api {
+        req: api::Request,
+        may_admin: bool,
+        reply: mpsc::SyncSender<api::Response>,
+    },
+    /// A metrics scrape: the engine renders the exposition text.
+    Metrics { reply: mpsc::SyncSender<String> },
 }
 
 /// Accept clients forever.
@@ -42,7 +47,7 @@ fn client(mut stream: UnixStream, jobs: mpsc::Sender<Job>) {
     let result = api::serve_connection(&mut stream, |req| {
         let (tx, rx) = mpsc::sync_channel(1);
         if jobs
-            .send(Job {
+            .send(Job::Api {
                 req,
                 may_admin,
                 reply: tx,

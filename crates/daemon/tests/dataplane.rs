@@ -828,3 +828,52 @@ fn sigterm_removes_the_host_rules_and_exits_cleanly() {
         "the table is gone after a clean stop"
     );
 }
+
+#[test]
+fn metrics_scraped_over_http_show_the_traffic() {
+    if let Some(why) = skip_reason() {
+        eprintln!("skipped: {why}");
+        return;
+    }
+    let lab = Lab::new(Method::Nat, 2);
+    let d = Rvsd::start_with(
+        &lab.director,
+        &["d0", "br1"],
+        &["--metrics", "127.0.0.1:9105"],
+    );
+    d.ok(&format!("-A -t {VIP}:{PORT} -s rr"));
+    d.ok(&format!("-a -t {VIP}:{PORT} -r 198.19.0.2:{PORT} -m -w 2"));
+    d.ok(&format!("-a -t {VIP}:{PORT} -r 198.19.0.3:{PORT} -m"));
+    serve_echo(&lab.servers[0], "rs0", Duration::from_secs(20));
+    serve_echo(&lab.servers[1], "rs1", Duration::from_secs(20));
+    for _ in 0..3 {
+        who(&lab.client, vip4());
+    }
+    let text = lab
+        .director
+        .run(|| {
+            let mut s = TcpStream::connect("127.0.0.1:9105")?;
+            s.set_read_timeout(Some(Duration::from_secs(5)))?;
+            s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")?;
+            let mut out = String::new();
+            s.read_to_string(&mut out)?;
+            Ok::<_, std::io::Error>(out)
+        })
+        .expect("ns")
+        .expect("scrape");
+    assert!(text.starts_with("HTTP/1.1 200 OK"), "{text}");
+    assert!(text.contains("\nnode_ipvs_connections_total 3\n"), "{text}");
+    let weight = format!(
+        "node_ipvs_backend_weight{{local_address=\"{VIP}\",local_port=\"{PORT}\",remote_address=\"198.19.0.2\",remote_port=\"{PORT}\",proto=\"TCP\",local_mark=\"\"}} 2\n"
+    );
+    assert!(text.contains(&weight), "{text}");
+    // rr over two: 2 + 1 connections, every one closed again (inactive)
+    let conns: u64 = text
+        .lines()
+        .filter(|l| l.starts_with("rvs_backend_connections_total{"))
+        .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
+        .sum();
+    assert_eq!(conns, 3, "{text}");
+    assert!(text.contains("rvs_dataplane_info{backend=\"af_packet\"} 1"));
+    assert!(text.contains("rvs_drops_total{reason=\"malformed\"} 0"));
+}
