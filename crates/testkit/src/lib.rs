@@ -50,6 +50,24 @@ pub enum L4 {
         /// Rest of header.
         word: u32,
     },
+    /// Any protocol: the payload is the whole L4 part, written as given (no checksum is
+    /// touched). With protocol 4 or 41 and an IP packet as payload this is IP-in-IP
+    /// (RFC 2003, RFC 2473); see [`PacketSpec::ipip`].
+    Raw {
+        /// IP protocol / next header.
+        proto: u8,
+    },
+    /// Generic UDP Encapsulation (draft-ietf-intarea-gue, variant 0): a UDP header, a
+    /// 4-byte GUE header (version 0, no control flag, no options, protocol 4 or 41 from the
+    /// inner packet's version) and the payload, an IP packet.
+    Gue {
+        /// UDP source port.
+        sport: u16,
+        /// UDP destination port.
+        dport: u16,
+        /// Compute the UDP checksum (else 0, which only IPv4 allows).
+        checksum: bool,
+    },
 }
 
 /// TCP flag bits.
@@ -85,6 +103,8 @@ pub struct PacketSpec {
     pub df: bool,
     /// TOS / traffic class.
     pub tos: u8,
+    /// IPv4 identification (default 0x1c46).
+    pub ident: u16,
     /// L4 header.
     pub l4: L4,
     /// Payload after the L4 header.
@@ -125,15 +145,35 @@ impl PacketSpec {
             ttl: 64,
             df: true,
             tos: 0,
+            ident: 0x1c46,
             l4,
             payload: Vec::new(),
         }
+    }
+
+    /// An IP-in-IP packet carrying `inner`, an IP packet (protocol 4 for IPv4 inside, 41
+    /// for IPv6 inside), with default MACs, TTL 64, DF set.
+    pub fn ipip(src: &str, dst: &str, inner: &[u8]) -> Self {
+        let proto = if inner.first().is_some_and(|b| b >> 4 == 6) {
+            41
+        } else {
+            4
+        };
+        Self::new(src, dst, L4::Raw { proto }).payload(inner)
     }
 
     /// Set the payload.
     pub fn payload(mut self, p: &[u8]) -> Self {
         self.payload = p.to_vec();
         self
+    }
+
+    /// Build the IP packet alone (what [`PacketSpec::build`] puts after the Ethernet
+    /// header and VLAN tag).
+    pub fn build_ip(&self) -> Vec<u8> {
+        let f = self.build();
+        let eth = if self.vlan.is_some() { 18 } else { 14 };
+        f[eth..].to_vec()
     }
 
     /// Build the Ethernet frame.
@@ -184,12 +224,26 @@ impl PacketSpec {
                 h.extend_from_slice(&word.to_be_bytes());
                 h
             }
+            L4::Raw { .. } => Vec::new(),
+            L4::Gue { sport, dport, .. } => {
+                let mut h = vec![0u8; 12];
+                h[0..2].copy_from_slice(&sport.to_be_bytes());
+                h[2..4].copy_from_slice(&dport.to_be_bytes());
+                h[4..6].copy_from_slice(&((12 + self.payload.len()) as u16).to_be_bytes());
+                h[9] = if self.payload.first().is_some_and(|b| b >> 4 == 6) {
+                    41
+                } else {
+                    4
+                };
+                h
+            }
         };
         l4.extend_from_slice(&self.payload);
         let proto = match self.l4 {
             L4::Tcp { .. } => 6,
-            L4::Udp { .. } => 17,
+            L4::Udp { .. } | L4::Gue { .. } => 17,
             L4::Sctp { .. } => 132,
+            L4::Raw { proto } => proto,
             L4::Icmp { .. } => {
                 if v6 {
                     58
@@ -206,17 +260,24 @@ impl PacketSpec {
         }
         let src = addr_bytes(&self.src);
         let dst = addr_bytes(&self.dst);
-        match proto {
-            6 | 17 => {
+        match (&self.l4, proto) {
+            (L4::Raw { .. }, _)
+            | (
+                L4::Gue {
+                    checksum: false, ..
+                },
+                _,
+            ) => {}
+            (_, 6 | 17) => {
                 let at = if proto == 6 { 16 } else { 6 };
                 let c = l4_checksum(&src, &dst, proto, &l4);
                 l4[at..at + 2].copy_from_slice(&c.to_be_bytes());
             }
-            132 => {
+            (_, 132) => {
                 let crc = crc32c(&l4);
                 l4[8..12].copy_from_slice(&crc.to_le_bytes());
             }
-            58 => {
+            (_, 58) => {
                 let c = l4_checksum(&src, &dst, 58, &l4);
                 l4[2..4].copy_from_slice(&c.to_be_bytes());
             }
@@ -240,7 +301,7 @@ impl PacketSpec {
             h[0] = 0x45;
             h[1] = self.tos;
             h[2..4].copy_from_slice(&((20 + l4.len()) as u16).to_be_bytes());
-            h[4..6].copy_from_slice(&0x1c46u16.to_be_bytes());
+            h[4..6].copy_from_slice(&self.ident.to_be_bytes());
             if self.df {
                 h[6] = 0x40;
             }
@@ -503,6 +564,42 @@ mod tests {
         let n = f.len();
         f[n - 1] ^= 0xff; // inside the TCP header (window/urgent)
         assert!(check_frame(&f).is_err());
+    }
+
+    #[test]
+    fn tunnels_wrap_an_inner_packet() {
+        let inner = PacketSpec::tcp("198.18.0.1", 1234, "198.18.1.1", 80, flags::SYN).build_ip();
+        let mut outer = PacketSpec::ipip("198.18.2.1", "198.19.0.2", &inner);
+        outer.ident = 7;
+        let f = outer.build();
+        let s = check_frame(&f).expect("valid outer header");
+        assert_eq!((s.proto, s.ip_payload.as_slice()), (4, inner.as_slice()));
+        assert_eq!(&f[18..20], &[0, 7]);
+        let v6 = PacketSpec::udp("2001:db8::1", 1, "2001:db8::2", 2).build_ip();
+        assert_eq!(
+            check_frame(&PacketSpec::ipip("198.18.2.1", "198.19.0.2", &v6).build())
+                .unwrap()
+                .proto,
+            41
+        );
+        for checksum in [false, true] {
+            let g = PacketSpec::new(
+                "2001:db8:2::1",
+                "2001:db8:9::2",
+                L4::Gue {
+                    sport: 0xc123,
+                    dport: 6080,
+                    checksum,
+                },
+            )
+            .payload(&inner)
+            .build();
+            let s = check_frame(&g);
+            // a zero UDP checksum is invalid over IPv6
+            assert_eq!(s.is_ok(), checksum, "{s:?}");
+            assert_eq!(&g[54 + 8..54 + 12], &[0, 4, 0, 0]);
+            assert_eq!(&g[54 + 12..], inner.as_slice());
+        }
     }
 
     #[test]
