@@ -49,6 +49,7 @@ pub mod link;
 pub mod neigh;
 mod netlink;
 pub mod netns;
+pub mod nfqueue;
 pub mod nft;
 pub mod packet;
 pub mod poll;
