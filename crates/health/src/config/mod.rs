@@ -20,7 +20,7 @@
 //! Not supported (each is an error naming the line, never a silent misreading):
 //! conditional lines (`@name`), parameters (`$NAME=`), `~SEQ` expansion.
 
-mod api;
+pub(crate) mod api;
 mod lex;
 mod parse;
 
