@@ -564,7 +564,9 @@ impl Monitor {
                     ids.push(state.0);
                     self.checks.insert(state.0, state.1);
                 }
-                let up = ids.iter().all(|id| self.checks.get(id).is_some_and(|c| c.up));
+                let up = ids
+                    .iter()
+                    .all(|id| self.checks.get(id).is_some_and(|c| c.up));
                 reals.push(RealState {
                     target: rt.clone(),
                     up,
@@ -603,7 +605,10 @@ impl Monitor {
         for d in &self.drains {
             if let Some(dest) = &d.dest
                 && let Some(e) = v.iter_mut().find(|e| e.0.key == d.service.key)
-                && !e.1.iter().any(|x| x.addr == dest.addr && x.port == dest.port)
+                && !e
+                    .1
+                    .iter()
+                    .any(|x| x.addr == dest.addr && x.port == dest.port)
             {
                 e.1.push(dest.clone());
             }
@@ -710,7 +715,9 @@ impl Monitor {
                     addr,
                     port,
                 } => {
-                    if sorry_of(&service, addr, port) && old_dests.contains_key(&(service, addr, port)) {
+                    if sorry_of(&service, addr, port)
+                        && old_dests.contains_key(&(service, addr, port))
+                    {
                         let mut dest = before
                             .iter()
                             .find(|e| e.0.key == service)
@@ -886,7 +893,11 @@ impl Monitor {
                 r.up = real_up;
                 let port = r.target.dests.first().map_or(0, |d| d.port);
                 notes.push(Notify {
-                    event: if real_up { Event::RealUp } else { Event::RealDown },
+                    event: if real_up {
+                        Event::RealUp
+                    } else {
+                        Event::RealDown
+                    },
                     service,
                     real: Some((r.target.addr, port)),
                     script: if real_up {
@@ -938,15 +949,23 @@ impl Monitor {
             let desired_keys: HashMap<ServiceKey, &Entry> =
                 desired.iter().map(|e| (e.0.key, e)).collect();
             // Items back in the configuration stop draining.
-            self.drains.retain(|d| match (&d.dest, desired_keys.get(&d.service.key)) {
-                (None, Some(_)) => false,
-                (Some(dest), Some(e)) => !e.1.iter().any(|x| x.addr == dest.addr && x.port == dest.port),
-                _ => true,
-            });
+            self.drains
+                .retain(|d| match (&d.dest, desired_keys.get(&d.service.key)) {
+                    (None, Some(_)) => false,
+                    (Some(dest), Some(e)) => {
+                        !e.1.iter()
+                            .any(|x| x.addr == dest.addr && x.port == dest.port)
+                    }
+                    _ => true,
+                });
             for (svc, dests) in &before {
                 match desired_keys.get(&svc.key) {
                     None => {
-                        if !self.drains.iter().any(|d| d.dest.is_none() && d.service.key == svc.key) {
+                        if !self
+                            .drains
+                            .iter()
+                            .any(|d| d.dest.is_none() && d.service.key == svc.key)
+                        {
                             self.drains.push(Drain {
                                 due: now + period,
                                 service: svc.clone(),
@@ -956,12 +975,17 @@ impl Monitor {
                         for d in dests {
                             if !self.drains.iter().any(|x| {
                                 x.service.key == svc.key
-                                    && x.dest.as_ref().is_some_and(|y| y.addr == d.addr && y.port == d.port)
+                                    && x.dest
+                                        .as_ref()
+                                        .is_some_and(|y| y.addr == d.addr && y.port == d.port)
                             }) {
                                 self.drains.push(Drain {
                                     due: now + period,
                                     service: svc.clone(),
-                                    dest: Some(DestConfig { weight: 0, ..d.clone() }),
+                                    dest: Some(DestConfig {
+                                        weight: 0,
+                                        ..d.clone()
+                                    }),
                                 });
                             }
                         }
@@ -971,13 +995,18 @@ impl Monitor {
                             let kept = e.1.iter().any(|x| x.addr == d.addr && x.port == d.port);
                             let draining = self.drains.iter().any(|x| {
                                 x.service.key == svc.key
-                                    && x.dest.as_ref().is_some_and(|y| y.addr == d.addr && y.port == d.port)
+                                    && x.dest
+                                        .as_ref()
+                                        .is_some_and(|y| y.addr == d.addr && y.port == d.port)
                             });
                             if !kept && !draining {
                                 self.drains.push(Drain {
                                     due: now + period,
                                     service: svc.clone(),
-                                    dest: Some(DestConfig { weight: 0, ..d.clone() }),
+                                    dest: Some(DestConfig {
+                                        weight: 0,
+                                        ..d.clone()
+                                    }),
                                 });
                             }
                         }

@@ -213,7 +213,8 @@ fn event_loop(
     actions: &Sender<Action>,
 ) {
     let origin = std::time::Instant::now();
-    let now = || Instant::from_micros(u64::try_from(origin.elapsed().as_micros()).unwrap_or(u64::MAX));
+    let now =
+        || Instant::from_micros(u64::try_from(origin.elapsed().as_micros()).unwrap_or(u64::MAX));
     let mut m = Monitor::new(targets, now(), opts);
     loop {
         let t = now();

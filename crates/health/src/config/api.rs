@@ -19,9 +19,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use rvs_api::{
-    DestConfig, Family, Request, ServiceConfig, ServiceKey, default_netmask, svc_flags,
-};
+use rvs_api::{DestConfig, Family, Request, ServiceConfig, ServiceKey, default_netmask, svc_flags};
 
 use super::{Granularity, GroupMember, Model, Pos, VirtualServer, VsAddr, VsGroup};
 
@@ -105,7 +103,9 @@ pub(crate) fn service_config(vs: &VirtualServer, key: ServiceKey) -> Result<Serv
         (None, f) => default_netmask(f),
         (Some(Granularity::V4Mask(m)), Family::V4) => m,
         (Some(Granularity::V4Mask(_)), Family::V6) => {
-            return Err("persistence_granularity of an IPv6 service must be a prefix length".into());
+            return Err(
+                "persistence_granularity of an IPv6 service must be a prefix length".into(),
+            );
         }
         (Some(Granularity::Prefix(p)), Family::V4) if p <= 32 => {
             u32::MAX.checked_shl(32 - u32::from(p)).unwrap_or(0)
@@ -258,7 +258,10 @@ fn diff_impl(old: &[Entry], new: &[Entry], opts: DiffOptions) -> Plan {
             for d in dests.iter().filter(|d| d.weight != 0) {
                 plan.now.push(Request::EditDest {
                     service: svc.key,
-                    dest: DestConfig { weight: 0, ..d.clone() },
+                    dest: DestConfig {
+                        weight: 0,
+                        ..d.clone()
+                    },
                 });
             }
             plan.after_drain.push(Request::DelService(svc.key));
@@ -297,7 +300,10 @@ fn diff_impl(old: &[Entry], new: &[Entry], opts: DiffOptions) -> Plan {
                 if d.weight != 0 {
                     plan.now.push(Request::EditDest {
                         service: key,
-                        dest: DestConfig { weight: 0, ..d.clone() },
+                        dest: DestConfig {
+                            weight: 0,
+                            ..d.clone()
+                        },
                     });
                 }
                 plan.after_drain.push(del);

@@ -76,7 +76,12 @@ impl<'n> Lexer<'n> {
         build(&self.tokens)
     }
 
-    fn lex_path(&mut self, path: &Path, depth: usize, from: Option<&Pos>) -> Result<(), ConfigError> {
+    fn lex_path(
+        &mut self,
+        path: &Path,
+        depth: usize,
+        from: Option<&Pos>,
+    ) -> Result<(), ConfigError> {
         let io_err = |e: std::io::Error| ConfigError {
             pos: from.cloned(),
             keyword: "include".to_owned(),
@@ -141,22 +146,36 @@ impl<'n> Lexer<'n> {
                     ErrorKind::Syntax(format!("configuration has more than {MAX_TOKENS} tokens")),
                 ));
             }
-            self.tokens
-                .extend(toks.into_iter().map(|tok| Token { tok, pos: pos.clone() }));
+            self.tokens.extend(toks.into_iter().map(|tok| Token {
+                tok,
+                pos: pos.clone(),
+            }));
         }
         self.stack.pop();
         Ok(())
     }
 
-    fn include(&mut self, args: &[Tok], pos: &Pos, path: &Path, depth: usize) -> Result<(), ConfigError> {
+    fn include(
+        &mut self,
+        args: &[Tok],
+        pos: &Pos,
+        path: &Path,
+        depth: usize,
+    ) -> Result<(), ConfigError> {
         let err = |m: String| ConfigError::at(pos, "include", ErrorKind::Include(m));
         let pattern = match args {
             [Tok::Word(p)] => p,
             [] => return Err(err("expected a file name or glob pattern".to_owned())),
-            _ => return Err(err("expected exactly one file name or glob pattern".to_owned())),
+            _ => {
+                return Err(err(
+                    "expected exactly one file name or glob pattern".to_owned()
+                ));
+            }
         };
         if depth + 1 > MAX_INCLUDE_DEPTH {
-            return Err(err(format!("includes nested deeper than {MAX_INCLUDE_DEPTH}")));
+            return Err(err(format!(
+                "includes nested deeper than {MAX_INCLUDE_DEPTH}"
+            )));
         }
         let base = path.parent().unwrap_or_else(|| Path::new("."));
         let full = if Path::new(pattern).is_absolute() {
@@ -312,13 +331,20 @@ fn seq(
                 let pos = t.pos.clone();
                 *i += 1;
                 let mut args = Vec::new();
-                while let Some(Token { tok: Tok::Word(a), pos: p }) = toks.get(*i)
+                while let Some(Token {
+                    tok: Tok::Word(a),
+                    pos: p,
+                }) = toks.get(*i)
                     && same_line(p, &pos)
                 {
                     args.push(a.clone());
                     *i += 1;
                 }
-                let block = if let Some(Token { tok: Tok::Open, pos: p }) = toks.get(*i) {
+                let block = if let Some(Token {
+                    tok: Tok::Open,
+                    pos: p,
+                }) = toks.get(*i)
+                {
                     if depth + 1 > MAX_NESTING {
                         return Err(ConfigError::at(
                             p,
@@ -492,9 +518,15 @@ mod tests {
     fn comments_and_quotes() {
         assert_eq!(
             words(r#"misc_path "/bin/x a#b" # comment"#),
-            vec![Tok::Word("misc_path".into()), Tok::Word("/bin/x a#b".into())]
+            vec![
+                Tok::Word("misc_path".into()),
+                Tok::Word("/bin/x a#b".into())
+            ]
         );
-        assert_eq!(words("weight 3 ! note"), vec![Tok::Word("weight".into()), Tok::Word("3".into())]);
+        assert_eq!(
+            words("weight 3 ! note"),
+            vec![Tok::Word("weight".into()), Tok::Word("3".into())]
+        );
         assert_eq!(
             words("url { path /x }"),
             vec![

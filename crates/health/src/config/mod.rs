@@ -226,7 +226,10 @@ impl Model {
     ///
     /// # Errors
     /// As [`Model::load`].
-    pub fn parse_str(name: impl AsRef<Path>, text: &str) -> Result<(Self, Vec<Notice>), ConfigError> {
+    pub fn parse_str(
+        name: impl AsRef<Path>,
+        text: &str,
+    ) -> Result<(Self, Vec<Notice>), ConfigError> {
         let mut notices = Vec::new();
         let nodes = lex::Lexer::new(&mut notices).run(name.as_ref(), Some(text))?;
         let model = parse::model(&nodes, &mut notices)?;

@@ -11,10 +11,10 @@ use rvs_api::{
 
 use super::lex::Node;
 use super::{
-    Check, CheckKind, ConfigError, ConnOpts, DnsCheck, DnsType, ErrorKind, GroupMember,
-    Granularity, HttpCheck, HttpVersion, Method, MiscCheck, Model, Notice, NoticeKind,
-    RealServer, ReplyPattern, Script, SorryServer, SyncDaemon, Timing, UdpCheck, Url,
-    VirtualServer, VsAddr, VsGroup,
+    Check, CheckKind, ConfigError, ConnOpts, DnsCheck, DnsType, ErrorKind, Granularity,
+    GroupMember, HttpCheck, HttpVersion, Method, MiscCheck, Model, Notice, NoticeKind, RealServer,
+    ReplyPattern, Script, SorryServer, SyncDaemon, Timing, UdpCheck, Url, VirtualServer, VsAddr,
+    VsGroup,
 };
 
 /// Most members a `virtual_server_group` may expand to (ranges and prefixes included).
@@ -172,7 +172,7 @@ fn secs(n: &Node, s: &str, allow_zero: bool) -> Res<Duration> {
 
 fn hex_bytes(n: &Node, s: &str, max: usize) -> Res<Vec<u8>> {
     let expected = format!("an even number of hex digits (at most {max} bytes)");
-    if s.len() % 2 != 0 || s.len() / 2 > max {
+    if !s.len().is_multiple_of(2) || s.len() / 2 > max {
         return Err(n.bad(s, &expected));
     }
     s.as_bytes()
@@ -210,10 +210,9 @@ pub(crate) fn model(nodes: &[Node], notices: &mut Vec<Notice>) -> Res<Model> {
             "virtual_server_group" => {
                 let g = group(n)?;
                 if let Some(old) = m.groups.get(&g.name) {
-                    return Err(n.invalid(format!(
-                        "group {} already declared at {}",
-                        g.name, old.pos
-                    )));
+                    return Err(
+                        n.invalid(format!("group {} already declared at {}", g.name, old.pos))
+                    );
                 }
                 m.groups.insert(g.name.clone(), g);
             }
@@ -232,9 +231,8 @@ pub(crate) fn model(nodes: &[Node], notices: &mut Vec<Notice>) -> Res<Model> {
     let mut seen: HashMap<rvs_api::ServiceKey, super::Pos> = HashMap::new();
     for n in vs_nodes {
         let vs = virtual_server(n, &m, notices)?;
-        let entries = super::api::entries(&vs, &m.groups).map_err(|(pos, kw, msg)| {
-            ConfigError::at(&pos, kw, ErrorKind::Invalid(msg))
-        })?;
+        let entries = super::api::entries(&vs, &m.groups)
+            .map_err(|(pos, kw, msg)| ConfigError::at(&pos, kw, ErrorKind::Invalid(msg)))?;
         for (svc, _) in &entries {
             if let Some(p) = seen.get(&svc.key) {
                 return Err(n.invalid(format!(
@@ -319,7 +317,10 @@ fn sync_daemon(c: &Node) -> Res<SyncDaemon> {
     c.leaf()?;
     let iface = c.arg(0, "an interface name")?;
     if iface.is_empty() || iface.len() > IFNAME_MAX {
-        return Err(c.bad(iface, &format!("an interface name of 1..={IFNAME_MAX} bytes")));
+        return Err(c.bad(
+            iface,
+            &format!("an interface name of 1..={IFNAME_MAX} bytes"),
+        ));
     }
     let mut d = SyncDaemon {
         interface: iface.to_owned(),
@@ -546,12 +547,14 @@ fn method(n: &Node, args: &[String]) -> Res<Method> {
     let kind = args
         .first()
         .ok_or_else(|| n.err(ErrorKind::MissingArgument("NAT, DR or TUN".to_owned())))?;
-    let mut m = Method::default();
-    m.kind = match kind.to_ascii_uppercase().as_str() {
-        "NAT" => ForwardMethod::Masq,
-        "DR" => ForwardMethod::Route,
-        "TUN" => ForwardMethod::Tunnel,
-        _ => return Err(n.bad(kind, "NAT, DR or TUN")),
+    let mut m = Method {
+        kind: match kind.to_ascii_uppercase().as_str() {
+            "NAT" => ForwardMethod::Masq,
+            "DR" => ForwardMethod::Route,
+            "TUN" => ForwardMethod::Tunnel,
+            _ => return Err(n.bad(kind, "NAT, DR or TUN")),
+        },
+        ..Method::default()
     };
     let mut i = 1;
     let mut csum_set = false;
@@ -574,8 +577,8 @@ fn method(n: &Node, args: &[String]) -> Res<Method> {
                 if m.tun_type == TunnelType::Gue {
                     match (args.get(i).map(String::as_str), args.get(i + 1)) {
                         (Some("port"), Some(p)) => {
-                            m.tun_port = u16::try_from(num(n, p, 1, 65535, "a GUE port")?)
-                                .unwrap_or(1);
+                            m.tun_port =
+                                u16::try_from(num(n, p, 1, 65535, "a GUE port")?).unwrap_or(1);
                             i += 2;
                         }
                         _ => {
@@ -636,7 +639,13 @@ fn virtual_server(n: &Node, m: &Model, notices: &mut Vec<Notice>) -> Res<Virtual
     let addr = match n.args.first().map(String::as_str) {
         Some("fwmark") => {
             n.max_args(2)?;
-            VsAddr::Fwmark(u32_arg(n, n.arg(1, "a mark")?, 1, u32::MAX, "a nonzero mark")?)
+            VsAddr::Fwmark(u32_arg(
+                n,
+                n.arg(1, "a mark")?,
+                1,
+                u32::MAX,
+                "a nonzero mark",
+            )?)
         }
         Some("group") => {
             n.max_args(2)?;
@@ -754,9 +763,23 @@ fn virtual_server(n: &Node, m: &Model, notices: &mut Vec<Notice>) -> Res<Virtual
             }
             "virtualhost" => d.virtualhost = Some(c.one("a host name")?.to_owned()),
             "omega" => vs.omega = c.flag()?,
-            "quorum" => vs.quorum = u32_arg(c, c.one("a weight sum")?, 1, i32::MAX.unsigned_abs(), "a weight sum")?,
+            "quorum" => {
+                vs.quorum = u32_arg(
+                    c,
+                    c.one("a weight sum")?,
+                    1,
+                    i32::MAX.unsigned_abs(),
+                    "a weight sum",
+                )?
+            }
             "hysteresis" => {
-                vs.hysteresis = u32_arg(c, c.one("a weight")?, 0, i32::MAX.unsigned_abs(), "a weight")?;
+                vs.hysteresis = u32_arg(
+                    c,
+                    c.one("a weight")?,
+                    0,
+                    i32::MAX.unsigned_abs(),
+                    "a weight",
+                )?;
             }
             "quorum_up" => vs.quorum_up = Some(script(c)?),
             "quorum_down" => vs.quorum_down = Some(script(c)?),
@@ -793,8 +816,8 @@ fn virtual_server(n: &Node, m: &Model, notices: &mut Vec<Notice>) -> Res<Virtual
                 d.sorry_method = Some(method(c, &c.args)?);
             }
             "inhibit_on_failure" => d.inhibit = c.flag()?,
-            "ha_suspend" | "smtp_alert" | "snmp_name" | "log_all_failures" | "lvs_flush_on_stop"
-            | "retry_it" => c.notice(
+            "ha_suspend" | "smtp_alert" | "snmp_name" | "log_all_failures"
+            | "lvs_flush_on_stop" | "retry_it" => c.notice(
                 notices,
                 NoticeKind::Ignored("virtual_server keyword without effect in rvs".to_owned()),
             ),
@@ -894,12 +917,22 @@ fn real_server(
                 rs.method = method(c, &c.args)?;
             }
             "uthreshold" => {
-                rs.u_threshold =
-                    u32_arg(c, c.one("a connection count")?, 0, i32::MAX.unsigned_abs(), "a count")?;
+                rs.u_threshold = u32_arg(
+                    c,
+                    c.one("a connection count")?,
+                    0,
+                    i32::MAX.unsigned_abs(),
+                    "a count",
+                )?;
             }
             "lthreshold" => {
-                rs.l_threshold =
-                    u32_arg(c, c.one("a connection count")?, 0, i32::MAX.unsigned_abs(), "a count")?;
+                rs.l_threshold = u32_arg(
+                    c,
+                    c.one("a connection count")?,
+                    0,
+                    i32::MAX.unsigned_abs(),
+                    "a count",
+                )?;
                 lthreshold_node = Some(c);
             }
             "inhibit_on_failure" => rs.inhibit_on_failure = c.flag()?,
@@ -951,13 +984,8 @@ fn real_server(
             chk.kind,
             CheckKind::Tcp | CheckKind::Http(_) | CheckKind::Udp(_) | CheckKind::Dns(_)
         );
-        if needs_port
-            && chk.enabled
-            && chk.conn.connect_port.or(rs_port).unwrap_or(0) == 0
-        {
-            return Err(c.invalid(
-                "no port to probe: the real server has none, set connect_port",
-            ));
+        if needs_port && chk.enabled && chk.conn.connect_port.or(rs_port).unwrap_or(0) == 0 {
+            return Err(c.invalid("no port to probe: the real server has none, set connect_port"));
         }
         rs.checks.push(chk);
     }
@@ -1068,12 +1096,10 @@ fn checker(
                 });
             }
             ("UDP_CHECK", "min_reply_length") => {
-                udp.min_reply_length =
-                    num(c, c.one("a length")?, 0, 65_535, "a length")? as usize;
+                udp.min_reply_length = num(c, c.one("a length")?, 0, 65_535, "a length")? as usize;
             }
             ("UDP_CHECK", "max_reply_length") => {
-                udp.max_reply_length =
-                    num(c, c.one("a length")?, 0, 65_535, "a length")? as usize;
+                udp.max_reply_length = num(c, c.one("a length")?, 0, 65_535, "a length")? as usize;
             }
             ("DNS_CHECK", "type") => {
                 let t = c.one("a query type")?;
@@ -1091,12 +1117,17 @@ fn checker(
             ("DNS_CHECK", "name") => {
                 let name = c.one("a domain name")?;
                 if !valid_dns_name(name) {
-                    return Err(c.bad(name, "a domain name (labels of 1..=63 bytes, at most 253 bytes)"));
+                    return Err(c.bad(
+                        name,
+                        "a domain name (labels of 1..=63 bytes, at most 253 bytes)",
+                    ));
                 }
                 dns.name = name.to_owned();
             }
             ("MISC_CHECK", "misc_path") => misc_cmd = Some(c.one("a command line")?.to_owned()),
-            ("MISC_CHECK", "misc_timeout") => misc_timeout = Some(secs(c, c.one("seconds")?, false)?),
+            ("MISC_CHECK", "misc_timeout") => {
+                misc_timeout = Some(secs(c, c.one("seconds")?, false)?)
+            }
             ("MISC_CHECK", "misc_dynamic") => misc_dynamic = c.flag()?,
             ("MISC_CHECK", "user") => {
                 c.leaf()?;
@@ -1159,7 +1190,9 @@ fn checker(
                 ),
             );
         }
-        CheckKind::Tcp | CheckKind::Http(_) if conn.bindto.is_some() || conn.bind_port.is_some() => {
+        CheckKind::Tcp | CheckKind::Http(_)
+            if conn.bindto.is_some() || conn.bind_port.is_some() =>
+        {
             n.notice(
                 notices,
                 NoticeKind::Ignored(
@@ -1244,7 +1277,7 @@ fn url(n: &Node, notices: &mut Vec<Notice>) -> Res<Url> {
 
 fn reply_pattern(n: &Node, s: &str) -> Res<ReplyPattern> {
     let expected = "an even number of hex digits, X for a wildcard digit";
-    if s.len() % 2 != 0 || s.len() > 2 * 65_507 {
+    if !s.len().is_multiple_of(2) || s.len() > 2 * 65_507 {
         return Err(n.bad(s, expected));
     }
     let mut bytes = Vec::with_capacity(s.len() / 2);
@@ -1276,6 +1309,7 @@ fn valid_dns_name(name: &str) -> bool {
         && n.split('.').all(|l| {
             !l.is_empty()
                 && l.len() <= 63
-                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                && l.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         })
 }

@@ -21,7 +21,13 @@ pub(crate) fn check(
     deadline: Instant,
 ) -> Result<(), ProbeError> {
     for u in urls {
-        get(dst, u.virtualhost.as_deref().unwrap_or(host), u, version, deadline)?;
+        get(
+            dst,
+            u.virtualhost.as_deref().unwrap_or(host),
+            u,
+            version,
+            deadline,
+        )?;
     }
     Ok(())
 }
@@ -140,7 +146,9 @@ fn get(
         let n = s.read(&mut chunk).map_err(|e| io_err(e, total))?;
         if n == 0 {
             if length.is_some() {
-                return Err(ProbeError::BadReply("body shorter than Content-Length".into()));
+                return Err(ProbeError::BadReply(
+                    "body shorter than Content-Length".into(),
+                ));
             }
             break;
         }

@@ -235,7 +235,9 @@ impl Prober for StdProber {
     fn supports(&self, kind: &ProbeKind) -> bool {
         !matches!(
             kind,
-            ProbeKind::Ping { .. } | ProbeKind::Http { tls: true, .. } | ProbeKind::Unsupported { .. }
+            ProbeKind::Ping { .. }
+                | ProbeKind::Http { tls: true, .. }
+                | ProbeKind::Unsupported { .. }
         )
     }
 

@@ -10,7 +10,10 @@ use crate::config::UdpCheck;
 
 /// A socket bound to `bind` (or the wildcard of `dst`'s family) and connected
 /// to `dst`, so ICMP errors come back as `ConnectionRefused`.
-pub(crate) fn connected(dst: SocketAddr, bind: Option<SocketAddr>) -> Result<UdpSocket, ProbeError> {
+pub(crate) fn connected(
+    dst: SocketAddr,
+    bind: Option<SocketAddr>,
+) -> Result<UdpSocket, ProbeError> {
     let local = bind.unwrap_or_else(|| match dst.ip() {
         IpAddr::V4(_) => SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0),
         IpAddr::V6(_) => SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), 0),
@@ -38,7 +41,13 @@ pub(crate) fn check(
     let mut buf = vec![0u8; 65_536];
     let timeout = match left(deadline, total) {
         Ok(t) => t,
-        Err(e) => return if chk.require_reply.is_some() { Err(e) } else { Ok(()) },
+        Err(e) => {
+            return if chk.require_reply.is_some() {
+                Err(e)
+            } else {
+                Ok(())
+            };
+        }
     };
     s.set_read_timeout(Some(timeout)).map_err(ProbeError::Io)?;
     match s.recv(&mut buf) {
@@ -54,7 +63,9 @@ pub(crate) fn check(
                 )));
             }
             if !pattern.matches(reply) {
-                return Err(ProbeError::BadReply("reply does not match require_reply".into()));
+                return Err(ProbeError::BadReply(
+                    "reply does not match require_reply".into(),
+                ));
             }
             Ok(())
         }
