@@ -55,7 +55,10 @@ fuzz_target!(|data: &[u8]| {
     let mut guard = LB.lock().unwrap();
     let (lb, now) = guard.get_or_insert_with(|| (balancer(), 0));
     *now += u64::from(data[0]) * 50;
-    let meta = RxMeta { fwmark: u32::from(data[1] & 3) };
+    let meta = RxMeta {
+        fwmark: u32::from(data[1] & 3),
+        marks_unknown: data[1] & 4 != 0,
+    };
     let frame = &data[2..];
     let mut buf = vec![0u8; 128 + frame.len() + 64];
     buf[128..128 + frame.len()].copy_from_slice(frame);

@@ -6,8 +6,8 @@ use rvs_sched::{DestState, Flow, SchedKind};
 
 use crate::addr::{Addr16, from16, mask, to16, v4to16};
 use crate::conn::{
-    AF_DEST_V6, AF_V6, Conn, ConnTable, F_ASSURED, F_DEAD, F_INACTIVE, F_NOOUTPUT, F_ONE_PACKET,
-    F_OUT_HASHED, F_TEMPLATE, InKey, NONE, OutKey, Slot,
+    AF_DEST_V6, AF_V6, Conn, ConnTable, F_ASSURED, F_DEAD, F_FWMARK, F_INACTIVE, F_NOOUTPUT,
+    F_ONE_PACKET, F_OUT_HASHED, F_TEMPLATE, InKey, NONE, OutKey, Slot,
 };
 use crate::hash::FastMap;
 use crate::packet::{ParseOutcome, Parsed, parse_into};
@@ -183,6 +183,10 @@ pub struct FrameBuf<'a> {
 pub struct RxMeta {
     /// Netfilter mark, when the I/O path can see one (0 = none).
     pub fwmark: u32,
+    /// The I/O path cannot see netfilter marks (a packet socket before netfilter) while
+    /// firewall-mark services exist: frames of their connections are then left to the host
+    /// ([`Action::Pass`]), which marks them and hands them back with the mark.
+    pub marks_unknown: bool,
 }
 
 /// Where to send a rewritten frame.
@@ -576,7 +580,8 @@ impl Balancer {
     /// prefer the batch form on a busy data path.
     pub fn process(&mut self, now: Instant, meta: RxMeta, f: &mut FrameBuf<'_>) -> Action {
         let mut prep = Prepared::EMPTY;
-        self.prepare(f, &mut prep);
+        prepare(f, &mut prep);
+        self.hash_prepared(&mut prep);
         self.finish(now, meta, f, &prep)
     }
 
@@ -611,7 +616,7 @@ impl Balancer {
             let preps = &mut preps[..frames.len()];
             touch_frames(frames);
             for (f, prep) in frames.iter().zip(preps.iter_mut()) {
-                self.prepare(f, prep);
+                prepare(f, prep);
             }
             self.touch_tables(preps);
             for (i, ((f, a), prep)) in frames.iter_mut().zip(actions).zip(&*preps).enumerate() {
@@ -623,32 +628,20 @@ impl Balancer {
         n
     }
 
-    /// First stage, a pure function of the frame: bounds, parse, and the inbound-key hash
-    /// when the frame will be looked up. Overwrites all of `prep`.
-    #[inline]
-    fn prepare(&self, f: &FrameBuf<'_>, prep: &mut Prepared) {
-        prep.verdict = None;
-        prep.h_in = None;
-        prep.h_out = None;
-        prep.cand_in = None;
-        let Some(end) = f.offset.checked_add(f.len).filter(|&e| e <= f.buf.len()) else {
-            prep.verdict = Some(Action::Drop(DropReason::Malformed));
-            return;
-        };
-        if let Err(e) = parse_into(&f.buf[f.offset..end], &mut prep.parsed) {
-            prep.verdict = Some(match e {
-                ParseOutcome::NotIp => Action::Pass,
-                ParseOutcome::Malformed => Action::Drop(DropReason::Malformed),
-                ParseOutcome::BadChecksum => Action::Drop(DropReason::BadChecksum),
-            });
-            return;
-        }
-        if looked_up(&prep.parsed) {
+    /// The inbound-key hash of a prepared frame, when the frame will be looked up.
+    ///
+    /// A separate step from parsing: read right after the parser stored them, the key's
+    /// small fields would be loaded in wider words than they were stored in, which the CPU
+    /// cannot forward from its store buffer (a stall per packet). The batch path hashes a
+    /// frame only after the whole group was parsed.
+    #[inline(always)]
+    fn hash_prepared(&self, prep: &mut Prepared) {
+        if prep.verdict.is_none() && looked_up(&prep.parsed) {
             prep.h_in = Some(self.conns.hash_in(&in_key(&prep.parsed)));
         }
     }
 
-    /// Load, for a group of prepared frames, what their lookups will read: the inbound
+    /// Hash a group of prepared frames and load what their lookups will read: the inbound
     /// buckets, then the entries those buckets point at, and for frames whose inbound
     /// bucket holds no candidate (replies from NAT real servers, new flows) the outbound
     /// bucket and entry when NAT entries exist. Only a hint: nothing is decided here, the
@@ -657,25 +650,29 @@ impl Balancer {
         // Each pass issues independent reads, so the misses of the whole group are in
         // flight together instead of one after another.
         let mut acc = 0u32;
-        for prep in preps.iter() {
+        for prep in preps.iter_mut() {
+            self.hash_prepared(prep);
             if let Some(h) = prep.h_in {
                 acc ^= self.conns.touch_in(h);
             }
         }
+        // Candidates first, in a pass of their own: the entry reads that follow are then a
+        // tight loop, so more of them fit in the CPU's window at once.
         let nat = self.conns.has_outbound();
         for prep in preps.iter_mut() {
             let Some(h) = prep.h_in else {
                 continue;
             };
             prep.cand_in = self.conns.candidate_in(h);
-            match prep.cand_in {
-                Some(idx) => acc ^= self.conns.touch_entry(idx),
-                None if nat => {
-                    let h = self.conns.hash_out(&out_key(&prep.parsed));
-                    prep.h_out = Some(h);
-                    acc ^= self.conns.touch_out(h);
-                }
-                None => {}
+            if prep.cand_in.is_none() && nat {
+                let h = self.conns.hash_out(&out_key(&prep.parsed));
+                prep.h_out = Some(h);
+                acc ^= self.conns.touch_out(h);
+            }
+        }
+        for prep in preps.iter() {
+            if let Some(idx) = prep.cand_in {
+                acc ^= self.conns.touch_entry(idx);
             }
         }
         if nat {
@@ -756,6 +753,9 @@ impl Balancer {
             }
         };
         if let Some(idx) = hit {
+            if meta.marks_unknown && self.conns.get(idx).flags & F_FWMARK != 0 {
+                return Action::Pass;
+            }
             match self.check_in_conn(now, idx, p) {
                 InCheck::Use => return self.forward_in(now, idx, p, f),
                 InCheck::Drop(r) => return Action::Drop(r),
@@ -907,6 +907,9 @@ impl Balancer {
         let daddr = d.addr16;
         let dest_v6 = d.cfg.addr.is_ipv6();
         let mut flags = F_INACTIVE | F_NOOUTPUT;
+        if matches!(self.services.svc(sid).cfg.key, ServiceKey::Fwmark { .. }) {
+            flags |= F_FWMARK;
+        }
         if method == ForwardMethod::Masq {
             flags |= F_OUT_HASHED;
         }
@@ -1304,6 +1307,26 @@ fn out_key(p: &Parsed) -> OutKey {
         cport: p.dport,
         daddr: p.src,
         dport: p.sport,
+    }
+}
+
+/// First stage, a pure function of the frame: bounds and parse. Overwrites all of `prep`.
+#[inline]
+fn prepare(f: &FrameBuf<'_>, prep: &mut Prepared) {
+    prep.verdict = None;
+    prep.h_in = None;
+    prep.h_out = None;
+    prep.cand_in = None;
+    let Some(end) = f.offset.checked_add(f.len).filter(|&e| e <= f.buf.len()) else {
+        prep.verdict = Some(Action::Drop(DropReason::Malformed));
+        return;
+    };
+    if let Err(e) = parse_into(&f.buf[f.offset..end], &mut prep.parsed) {
+        prep.verdict = Some(match e {
+            ParseOutcome::NotIp => Action::Pass,
+            ParseOutcome::Malformed => Action::Drop(DropReason::Malformed),
+            ParseOutcome::BadChecksum => Action::Drop(DropReason::BadChecksum),
+        });
     }
 }
 

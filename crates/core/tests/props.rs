@@ -298,7 +298,10 @@ fn check_batch_equivalence(groups: &[(u64, Vec<Frame>, usize)]) -> Result<(), Te
         let metas: Vec<RxMeta> = frames
             .iter()
             .take(*metas_len)
-            .map(|f| RxMeta { fwmark: f.fwmark })
+            .map(|f| RxMeta {
+                fwmark: f.fwmark,
+                ..RxMeta::default()
+            })
             .collect();
         // one by one
         let mut bufs_one: Vec<Vec<u8>> = frames

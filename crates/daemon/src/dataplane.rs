@@ -16,6 +16,7 @@ use anyhow::Context;
 use rvs_core::{Action, Balancer, FrameBuf, RxMeta, ServiceKey};
 use rvs_io::MacAddr;
 use rvs_io::neigh::{NeighCache, Route, RouteKind, route_get};
+use rvs_io::nfqueue::{FwmarkQueue, NfQueue, QueuedPacket, Verdict};
 use rvs_io::nft::{IngressDrop, Proto, VipPort};
 use rvs_io::packet::{PacketOpts, PacketSocket, copy_with_headroom};
 
@@ -29,6 +30,8 @@ const PENDING_MAX: usize = 256;
 const PENDING_TTL: Duration = Duration::from_secs(3);
 /// `PACKET_OTHERHOST`: a frame for another station seen in promiscuous mode.
 const PACKET_OTHERHOST: u8 = 3;
+/// NFQUEUE number for firewall-mark services.
+const FWMARK_QUEUE: u16 = 4242;
 
 /// Data-plane outcomes the core does not count (everything about delivery).
 #[derive(Clone, Copy, Debug, Default)]
@@ -83,6 +86,12 @@ pub(crate) struct DataPlane {
     fixed_tunnel_src: (bool, bool),
     /// Smallest MTU of the served interfaces: the core's path MTU toward real servers.
     mtu: u16,
+    /// Firewall-mark services: packets marked by the administrator's netfilter rules come
+    /// back to rvsd through NFQUEUE with their mark (packet sockets see frames before
+    /// netfilter, so they cannot see marks).
+    fwmark_rules: Option<FwmarkQueue>,
+    nfq: Option<NfQueue>,
+    pub(crate) queued: u64,
 }
 
 impl DataPlane {
@@ -122,6 +131,9 @@ impl DataPlane {
             nft: None,
             counters: DpCounters::default(),
             fixed_tunnel_src,
+            fwmark_rules: None,
+            nfq: None,
+            queued: 0,
         })
     }
 
@@ -132,13 +144,26 @@ impl DataPlane {
         let mut cfg = lb.config().clone();
         cfg.mtu = self.mtu;
         let now = Instant::now();
+        let mut marks = Vec::new();
         for s in lb.services() {
-            if let ServiceKey::Addr { proto, addr, port } = s.config.key {
-                let p = nft_proto(proto);
-                rules.push(VipPort::new(p, addr, port));
-                for d in &s.dests {
-                    if d.config.method == rvs_core::ForwardMethod::Masq {
-                        rules.push(VipPort::real_server(p, d.config.addr, d.config.port));
+            let protos: &[Proto] = match s.config.key {
+                ServiceKey::Addr { proto, addr, port } => {
+                    rules.push(VipPort::new(nft_proto(proto), addr, port));
+                    match proto {
+                        rvs_core::Protocol::Tcp => &[Proto::Tcp],
+                        rvs_core::Protocol::Udp => &[Proto::Udp],
+                        rvs_core::Protocol::Sctp => &[Proto::Sctp],
+                    }
+                }
+                ServiceKey::Fwmark { mark, .. } => {
+                    marks.push(mark);
+                    &[Proto::Tcp, Proto::Udp, Proto::Sctp]
+                }
+            };
+            for d in &s.dests {
+                if d.config.method == rvs_core::ForwardMethod::Masq {
+                    for p in protos {
+                        rules.push(VipPort::real_server(*p, d.config.addr, d.config.port));
                     }
                 }
             }
@@ -171,7 +196,31 @@ impl DataPlane {
             }),
         }
         .context("installing the nftables ingress rules")?;
-        Ok(())
+        self.sync_fwmarks(&marks)
+    }
+
+    fn sync_fwmarks(&mut self, marks: &[u32]) -> anyhow::Result<()> {
+        if marks.is_empty() {
+            if let Some(t) = self.fwmark_rules.take() {
+                t.remove()
+                    .context("removing the firewall-mark queue rules")?;
+            }
+            self.nfq = None;
+            return Ok(());
+        }
+        if self.nfq.is_none() {
+            self.nfq = Some(
+                NfQueue::open(FWMARK_QUEUE, 65_535)
+                    .context("opening the NFQUEUE for firewall-mark services")?,
+            );
+        }
+        match &mut self.fwmark_rules {
+            Some(t) => t.update(marks),
+            None => FwmarkQueue::apply("rvsd_fwmark", FWMARK_QUEUE, marks).map(|t| {
+                self.fwmark_rules = Some(t);
+            }),
+        }
+        .context("installing the firewall-mark queue rules")
     }
 
     fn routes_src(&self, dst: IpAddr) -> Option<IpAddr> {
@@ -220,12 +269,20 @@ impl DataPlane {
         now_core: rvs_core::time::Instant,
         timeout: Duration,
     ) -> std::io::Result<usize> {
-        let fds: Vec<_> = self.socks.iter().map(|s| s.as_raw_fd()).collect();
+        let mut fds: Vec<_> = self.socks.iter().map(|s| s.as_raw_fd()).collect();
+        if let Some(q) = &self.nfq {
+            fds.push(q.as_raw_fd());
+        }
         let ready = rvs_io::poll::wait_readable(&fds, timeout)?;
         let now = Instant::now();
         let mut received = 0;
+        let marks_unknown = self.nfq.is_some();
         for (i, r) in ready.into_iter().enumerate() {
             if !r {
+                continue;
+            }
+            if i == self.socks.len() {
+                received += self.poll_queue(lb, now_core, now)?;
                 continue;
             }
             // (frame, truncated, for another station, checksum not filled in)
@@ -247,7 +304,11 @@ impl DataPlane {
                     // larger than the ring slot: GRO/GSO super-frames (turn GRO off)
                     self.counters.truncated += 1;
                 } else if !other {
-                    self.handle(lb, now_core, now, i, &frame, csum_partial);
+                    let meta = RxMeta {
+                        marks_unknown,
+                        ..RxMeta::default()
+                    };
+                    self.handle(lb, now_core, now, i, &frame, csum_partial, meta);
                 }
                 self.spare.push(frame);
             }
@@ -257,6 +318,81 @@ impl DataPlane {
         Ok(received)
     }
 
+    /// Packets of firewall-mark services, with their mark, from NFQUEUE. The verdict tells
+    /// the kernel whether rvsd took the packet (drop the kernel's copy) or not (accept).
+    fn poll_queue(
+        &mut self,
+        lb: &mut Balancer,
+        now_core: rvs_core::time::Instant,
+        now: Instant,
+    ) -> std::io::Result<usize> {
+        let Some(mut q) = self.nfq.take() else {
+            return Ok(0);
+        };
+        let r = q.recv_batch(Duration::ZERO, |pkt| {
+            self.handle_queued(lb, now_core, now, &pkt)
+        });
+        self.nfq = Some(q);
+        r
+    }
+
+    fn handle_queued(
+        &mut self,
+        lb: &mut Balancer,
+        now_core: rvs_core::time::Instant,
+        now: Instant,
+        pkt: &QueuedPacket<'_>,
+    ) -> Verdict {
+        self.queued += 1;
+        if pkt.truncated() || pkt.payload.is_empty() {
+            return Verdict::Accept;
+        }
+        // a synthetic Ethernet header in front of the IP packet; the MACs are set on output
+        let ethertype: u16 = if pkt.payload[0] >> 4 == 6 {
+            0x86DD
+        } else {
+            0x0800
+        };
+        let mut rx = std::mem::take(&mut self.rxbuf);
+        rx.clear();
+        rx.resize(rvs_io::packet::HEADROOM, 0);
+        rx.extend_from_slice(&[0u8; 12]);
+        rx.extend_from_slice(&ethertype.to_be_bytes());
+        rx.extend_from_slice(pkt.payload);
+        let len = rx.len() - rvs_io::packet::HEADROOM;
+        rx.resize(rx.len() + TAILROOM, 0);
+        let mut fb = FrameBuf {
+            buf: &mut rx,
+            offset: rvs_io::packet::HEADROOM,
+            len,
+        };
+        let meta = RxMeta {
+            fwmark: pkt.mark,
+            marks_unknown: false,
+        };
+        let verdict = match lb.process(now_core, meta, &mut fb) {
+            Action::Forward(e) | Action::Reply(e) => {
+                if let Some(hop) = self.hop(e.next_hop, now) {
+                    let mut b = self.take_buf();
+                    b.clear();
+                    b.extend_from_slice(&rx[e.offset..e.offset + e.len]);
+                    self.emit(now, hop, b);
+                } else {
+                    self.counters.no_route += 1;
+                }
+                Verdict::Drop
+            }
+            Action::Pass => Verdict::Accept,
+            Action::Drop(_) => Verdict::Drop,
+        };
+        self.rxbuf = rx;
+        verdict
+    }
+
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one frame's whole context, on the hot path"
+    )]
     fn handle(
         &mut self,
         lb: &mut Balancer,
@@ -265,6 +401,7 @@ impl DataPlane {
         ingress: usize,
         frame: &[u8],
         csum_partial: bool,
+        meta: RxMeta,
     ) {
         let mut rx = std::mem::take(&mut self.rxbuf);
         let (off, len) = copy_with_headroom(frame, &mut rx, TAILROOM);
@@ -276,7 +413,7 @@ impl DataPlane {
             offset: off,
             len,
         };
-        match lb.process(now_core, RxMeta::default(), &mut fb) {
+        match lb.process(now_core, meta, &mut fb) {
             Action::Forward(e) => match self.hop(e.next_hop, now) {
                 Some(hop) => {
                     let mut b = self.take_buf();

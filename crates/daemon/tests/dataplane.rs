@@ -877,3 +877,58 @@ fn metrics_scraped_over_http_show_the_traffic() {
     assert!(text.contains("rvs_dataplane_info{backend=\"af_packet\"} 1"));
     assert!(text.contains("rvs_drops_total{reason=\"malformed\"} 0"));
 }
+
+#[test]
+fn firewall_mark_service_with_marks_from_nftables() {
+    if let Some(why) = skip_reason() {
+        eprintln!("skipped: {why}");
+        return;
+    }
+    let lab = Lab::new(Method::Nat, 2);
+    // the administrator's own marking rule, as LVS users write it for `ipvsadm -A -f 1`
+    let script = format!(
+        "table ip mangle_demo {{\n chain pre {{\n  type filter hook prerouting priority -150; policy accept;\n  ip daddr {VIP} tcp dport {{ {PORT}, 8443 }} meta mark set 1\n }}\n}}\n"
+    );
+    let out = Command::new("ip")
+        .args(["netns", "exec", lab.director.name(), "nft", "-f", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            c.stdin
+                .take()
+                .expect("stdin")
+                .write_all(script.as_bytes())?;
+            c.wait_with_output()
+        })
+        .expect("nft");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let d = Rvsd::start(&lab.director, &["d0", "br1"]);
+    d.ok("-A -f 1 -s rr");
+    d.ok(&format!("-a -f 1 -r 198.19.0.2:{PORT} -m"));
+    d.ok(&format!("-a -f 1 -r 198.19.0.3:{PORT} -m"));
+    serve_echo(&lab.servers[0], "rs0", Duration::from_secs(20));
+    serve_echo(&lab.servers[1], "rs1", Duration::from_secs(20));
+    let seen: Vec<String> = (0..4).map(|_| who(&lab.client, vip4())).collect();
+    assert_eq!(seen, ["rs1", "rs0", "rs1", "rs0"]);
+    // a long-lived connection keeps working (its later packets come marked too)
+    let mut s = connect(&lab.client, vip4()).expect("connect");
+    for i in 0..5 {
+        assert!(
+            ask(&mut s, &format!("m{i}"))
+                .expect("answer")
+                .ends_with(&format!(":m{i}"))
+        );
+    }
+    let list = d.ok("-L -n --stats --exact");
+    let line = list
+        .lines()
+        .find(|l| l.starts_with("FWM"))
+        .expect("FWM line");
+    assert_eq!(line.split_whitespace().nth(2), Some("5"), "{list}");
+}
