@@ -56,6 +56,7 @@ pub mod poll;
 pub mod rawsock;
 pub mod signal;
 pub mod tun;
+pub mod xdp;
 
 #[cfg(test)]
 mod lab_tests;
