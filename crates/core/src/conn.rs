@@ -38,9 +38,9 @@ pub(crate) const F_DEAD: u16 = 0x0020;
 /// One-packet scheduling entry, never hashed.
 pub(crate) const F_ONE_PACKET: u16 = 0x0040;
 /// The slab slot holds a live entry.
+pub(crate) const F_LIVE: u16 = 0x0080;
 /// Belongs to a firewall-mark service: only frames that carry their mark may use it.
 pub(crate) const F_FWMARK: u16 = 0x0100;
-pub(crate) const F_LIVE: u16 = 0x0080;
 
 /// Address-family bits in [`Conn::af`].
 pub(crate) const AF_V6: u8 = 0x1;
