@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use crate::check::{Action, CheckId, Monitor, MonitorOptions, ProbeRequest, RealStatus, Targets};
 use crate::config::{Model, Notice};
-use crate::probe::{Outcome, Prober, StdProber};
+use crate::probe::{Outcome, ProbeError, Prober, StdProber};
 use crate::time::Instant;
 
 /// Longest the runner sleeps without looking at its clock.
@@ -122,7 +122,17 @@ impl Checker {
                             Err(_) => return,
                         };
                         let Ok(job) = job else { return };
-                        let outcome = prober.probe(&job.spec);
+                        // A panicking prober must not take the worker (and with it a
+                        // share of all checking) down: the probe counts as failed.
+                        let outcome =
+                            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                                prober.probe(&job.spec)
+                            }))
+                            .unwrap_or_else(|_| {
+                                Outcome::Fail(ProbeError::Io(std::io::Error::other(
+                                    "probe panicked",
+                                )))
+                            });
                         if results.send(Cmd::Result(job.id, job.seq, outcome)).is_err() {
                             return;
                         }

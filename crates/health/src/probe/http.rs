@@ -136,7 +136,12 @@ fn get(
     // keepalived computes it.
     let mut md5 = Md5::new();
     let mut got = head.len() - body_start;
-    md5.update(&head[body_start..head.len().min(body_start + length.unwrap_or(usize::MAX))]);
+    md5.update(
+        &head[body_start
+            ..head
+                .len()
+                .min(body_start.saturating_add(length.unwrap_or(usize::MAX)))],
+    );
     while length.is_none_or(|l| got < l) {
         if got > MAX_BODY_BYTES {
             return Err(ProbeError::BodyTooLarge(MAX_BODY_BYTES));
