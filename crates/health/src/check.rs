@@ -134,7 +134,7 @@ impl Targets {
                 .iter()
                 .filter_map(|k| config::api::service_config(vs, *k).ok())
                 .collect();
-            if configs.len() != keys.len() {
+            if configs.is_empty() || configs.len() != keys.len() {
                 continue;
             }
             let vs_port = match vs.addr {

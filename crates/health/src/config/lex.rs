@@ -108,13 +108,23 @@ impl<'n> Lexer<'n> {
         let text = match String::from_utf8(bytes) {
             Ok(t) => t,
             Err(e) => {
-                let good = &e.as_bytes()[..e.utf8_error().valid_up_to()];
-                let line = good.iter().filter(|&&b| b == b'\n').count() + 1;
-                return Err(ConfigError {
-                    pos: Some(Pos::new(path, line)),
-                    keyword: String::new(),
-                    kind: ErrorKind::Syntax("file is not valid UTF-8".to_owned()),
-                });
+                let bytes = e.as_bytes();
+                let bad = e.utf8_error().valid_up_to();
+                let line = bytes[..bad].iter().filter(|&&b| b == b'\n').count() + 1;
+                let start = bytes[..bad]
+                    .iter()
+                    .rposition(|&b| b == b'\n')
+                    .map_or(0, |i| i + 1);
+                let end = bytes[start..]
+                    .iter()
+                    .position(|&b| b == b'\n')
+                    .map_or(bytes.len(), |i| start + i);
+                let text = String::from_utf8_lossy(&bytes[start..end]);
+                return Err(syntax(
+                    &Pos::new(path, line),
+                    &text,
+                    "line is not valid UTF-8",
+                ));
             }
         };
         self.lex_text(path, &text, depth)
@@ -210,8 +220,13 @@ impl<'n> Lexer<'n> {
     }
 }
 
-fn syntax(pos: &Pos, msg: impl Into<String>) -> ConfigError {
-    ConfigError::at(pos, "", ErrorKind::Syntax(msg.into()))
+/// A lexical error, named after the line's first word when there is one.
+fn syntax(pos: &Pos, line: &str, msg: impl Into<String>) -> ConfigError {
+    let kw = line
+        .split(|c: char| c.is_whitespace() || c == '{' || c == '}' || c == '"')
+        .find(|w| !w.is_empty())
+        .unwrap_or("");
+    ConfigError::at(pos, kw, ErrorKind::Syntax(msg.into()))
 }
 
 /// Split one line into words and braces, dropping the comment.
@@ -231,12 +246,12 @@ fn split_line(line: &str, pos: &Pos) -> Result<Vec<Tok>, ConfigError> {
                         break;
                     }
                     if q.is_control() && q != '\t' {
-                        return Err(syntax(pos, "control character in quoted string"));
+                        return Err(syntax(pos, line, "control character in quoted string"));
                     }
                     word.push(q);
                 }
                 if !closed {
-                    return Err(syntax(pos, "unterminated quoted string"));
+                    return Err(syntax(pos, line, "unterminated quoted string"));
                 }
             }
             '#' | '!' => break,
@@ -254,7 +269,7 @@ fn split_line(line: &str, pos: &Pos) -> Result<Vec<Tok>, ConfigError> {
                 }
             }
             c if c.is_control() => {
-                return Err(syntax(pos, format!("control character {:?}", c)));
+                return Err(syntax(pos, line, format!("control character {c:?}")));
             }
             c => {
                 in_word = true;

@@ -258,6 +258,23 @@ pub struct Globals {
     pub script_user: Option<String>,
 }
 
+impl Globals {
+    /// Requests to apply once at start, before the services: `lvs_flush`
+    /// (flush the whole table) then `lvs_timeouts` (`SetTimeouts`). Not for
+    /// reloads: a reload never flushes. At stop, `lvs_flush_on_stop` asks for a
+    /// [`rvs_api::Request::Flush`] instead of deleting the file's services one by one.
+    pub fn start_requests(&self) -> Vec<rvs_api::Request> {
+        let mut v = Vec::new();
+        if self.lvs_flush {
+            v.push(rvs_api::Request::Flush);
+        }
+        if let Some(t) = self.lvs_timeouts {
+            v.push(rvs_api::Request::SetTimeouts(t));
+        }
+        v
+    }
+}
+
 /// `lvs_sync_daemon IFACE [[inst] VRRP_INSTANCE] [id N] [maxlen N] [port N] [ttl N] [group ADDR]`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SyncDaemon {

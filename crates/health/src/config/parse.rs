@@ -650,8 +650,12 @@ fn virtual_server(n: &Node, m: &Model, notices: &mut Vec<Notice>) -> Res<Virtual
         Some("group") => {
             n.max_args(2)?;
             let g = n.arg(1, "a group name")?;
-            if !m.groups.contains_key(g) {
-                return Err(n.invalid(format!("no virtual_server_group named {g}")));
+            match m.groups.get(g) {
+                None => return Err(n.invalid(format!("no virtual_server_group named {g}"))),
+                Some(grp) if grp.members.is_empty() => {
+                    return Err(n.invalid(format!("virtual_server_group {g} has no members")));
+                }
+                Some(_) => {}
             }
             VsAddr::Group(g.to_owned())
         }

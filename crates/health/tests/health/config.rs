@@ -143,6 +143,17 @@ fn example_configuration_maps_to_api_requests() {
 
     // Globals.
     let g = &model.globals;
+    assert_eq!(
+        g.start_requests(),
+        [
+            Request::Flush,
+            Request::SetTimeouts(rvs_api::Timeouts {
+                tcp: 900,
+                tcp_fin: 120,
+                udp: 300
+            })
+        ]
+    );
     let t = g.lvs_timeouts.expect("lvs_timeouts");
     assert_eq!((t.tcp, t.tcp_fin, t.udp), (900, 120, 300));
     assert!(g.lvs_flush && g.enable_script_security);
@@ -294,7 +305,7 @@ fn errors_name_file_line_and_keyword() {
         ),
         (
             "virtual_server 198.18.0.1 80 {\n  quorum_up \"/bin/true\n}\n",
-            "t.conf:2: unterminated quoted string",
+            "t.conf:2: quorum_up: unterminated quoted string",
         ),
         (
             "virtual_server 198.18.0.1 80 {\n}\n\nvirtual_server 198.18.0.1 80 {\n}\n",
@@ -384,7 +395,7 @@ fn deep_nesting_and_bad_bytes_are_errors() {
     let e = Model::load(&p).expect_err("non-UTF-8 refused");
     assert_eq!(
         e.to_string(),
-        format!("{}:2: file is not valid UTF-8", p.display())
+        format!("{}:2: router_id: line is not valid UTF-8", p.display())
     );
     let e = Model::load(dir.path().join("missing.conf")).expect_err("missing file");
     assert!(matches!(e.kind, ErrorKind::Io { .. }));
