@@ -670,10 +670,6 @@ impl Monitor {
                 })
             })
         };
-        let old_dests: HashMap<(ServiceKey, IpAddr, u16), ()> = before
-            .iter()
-            .flat_map(|(s, ds)| ds.iter().map(move |d| ((s.key, d.addr, d.port), ())))
-            .collect();
         let mut out = Vec::new();
         for r in config::diff_api(before, after) {
             out.push(match r {
@@ -681,7 +677,7 @@ impl Monitor {
                 Request::EditService(s) => Action::EditService(s),
                 Request::DelService(k) => Action::DelService(k),
                 Request::AddDest { service, dest } => {
-                    if sorry_of(&service, dest.addr, dest.port) {
+                    if dest.weight > 0 && sorry_of(&service, dest.addr, dest.port) {
                         Action::ActivateSorry {
                             service,
                             dest,
@@ -715,27 +711,26 @@ impl Monitor {
                     addr,
                     port,
                 } => {
-                    if sorry_of(&service, addr, port)
-                        && old_dests.contains_key(&(service, addr, port))
-                    {
-                        let mut dest = before
-                            .iter()
-                            .find(|e| e.0.key == service)
-                            .and_then(|e| e.1.iter().find(|d| d.addr == addr && d.port == port))
-                            .cloned()
-                            .unwrap_or_else(|| DestConfig::new(addr, port));
-                        dest.weight = 0;
-                        Action::DeactivateSorry {
-                            service,
-                            dest,
-                            remove: true,
+                    let was = before
+                        .iter()
+                        .find(|e| e.0.key == service)
+                        .and_then(|e| e.1.iter().find(|d| d.addr == addr && d.port == port));
+                    match was {
+                        Some(d) if d.weight > 0 && sorry_of(&service, addr, port) => {
+                            Action::DeactivateSorry {
+                                service,
+                                dest: DestConfig {
+                                    weight: 0,
+                                    ..d.clone()
+                                },
+                                remove: true,
+                            }
                         }
-                    } else {
-                        Action::RemoveDest {
+                        _ => Action::RemoveDest {
                             service,
                             addr,
                             port,
-                        }
+                        },
                     }
                 }
                 _ => continue,

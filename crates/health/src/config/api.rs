@@ -1,21 +1,6 @@
 //! From the model to rvs-api services, and from one configuration to the next.
 //!
-//! # Precedence between the file and rvsadm
-//!
-//! The file is authoritative for the services it declares, and only for them:
-//!
-//! * a reload changes exactly what differs between the previous and the new
-//!   configuration ([`diff`], [`diff_api`]): services and destinations that are
-//!   identical in both are not touched, so their connections and counters stay;
-//! * services that neither configuration declares are never touched: rvsadm
-//!   changes to them (and services added by hand) survive every reload;
-//! * an rvsadm change to a *declared* service or destination lasts until the
-//!   file changes that item (the file's value is then applied) or its health
-//!   state changes (the checker then rewrites its weight). A caller that wants
-//!   the file to win at every reload passes the live table, restricted to the
-//!   declared keys, as `old` to [`diff_api`].
-//!
-//! `lvs_flush` empties the whole table only at start, never at reload.
+//! Precedence rules: see the [`crate::config`] module docs.
 
 use std::collections::{BTreeMap, HashMap};
 

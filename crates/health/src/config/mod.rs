@@ -17,6 +17,28 @@
 //!   ([`rvs_api::ServiceConfig::validate`], [`rvs_api::DestConfig::validate_for`]),
 //!   checked at load time against the block that declared it.
 //!
+//! # Precedence between the file and rvsadm
+//!
+//! The file is authoritative for the services it declares, and only for them:
+//!
+//! * a reload changes exactly what differs between the previous and the new
+//!   configuration ([`diff`], [`diff_api`], and [`crate::check::Monitor::reload`]
+//!   which adds health state): services and destinations identical in both are
+//!   not touched, so their connections and counters stay;
+//! * services that neither configuration declares are never touched: rvsadm
+//!   changes to them, and services added by hand, survive every reload;
+//! * an rvsadm change to a *declared* service or destination lasts until the
+//!   file changes that item (the file's value is then applied) or its health
+//!   state changes (the checker then rewrites its weight). A caller that wants
+//!   the file to win at every reload passes the live table, restricted to the
+//!   declared keys, as `old` to [`diff_api`];
+//! * removed destinations are deleted at once, or, with draining
+//!   ([`DiffOptions::drain`], [`crate::check::MonitorOptions::drain`]), set to
+//!   weight 0 first and deleted after the drain period; a destination that comes
+//!   back before then is restored in place;
+//! * `lvs_flush` empties the whole table only at start
+//!   ([`Globals::start_requests`]), never at reload.
+//!
 //! Not supported (each is an error naming the line, never a silent misreading):
 //! conditional lines (`@name`), parameters (`$NAME=`), `~SEQ` expansion.
 

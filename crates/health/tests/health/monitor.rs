@@ -472,3 +472,36 @@ fn shutdown_deletes_services_and_reports_omega() {
     );
     assert_eq!(m.poll_timeout(), None);
 }
+
+#[test]
+fn a_group_shares_one_checker_across_its_services() {
+    let conf = "virtual_server_group G {\n  198.18.0.1 80\n  198.18.0.2 80\n}\nvirtual_server group G {\n  \
+                real_server 198.19.0.1 80 {\n    TCP_CHECK {\n      warmup 0\n      retry 0\n    }\n  }\n}\n";
+    let mut m = monitor(conf);
+    assert_eq!(
+        requests(&mut m).len(),
+        4,
+        "two services, one destination each"
+    );
+    assert_eq!(
+        step(&mut m, at(0.0), |_| fail()),
+        1,
+        "one probe for both services"
+    );
+    let other = ServiceKey::Addr {
+        proto: Protocol::Tcp,
+        addr: "198.18.0.2".parse().expect("addr"),
+        port: 80,
+    };
+    assert_eq!(
+        requests(&mut m),
+        [
+            del(1),
+            Request::DelDest {
+                service: other,
+                addr: "198.19.0.1".parse().expect("addr"),
+                port: 80
+            }
+        ]
+    );
+}
