@@ -12,7 +12,7 @@
 //   the queue, the redirect falls back to XDP_PASS as well.
 //
 // Nothing is ever dropped or rewritten here. Each verdict is counted by reason in the
-// per-CPU array `rvs_stats` (indices: enum stat below, mirrored by `xdp::rules::Stat`).
+// per-CPU array `rvs_stats` (indices: enum stat below, mirrored by `xdp::rules::stat`).
 //
 // The program is self-contained (no kernel or libbpf headers) so that building it needs
 // only clang: `clang -target bpf -O2 -g -c steer.c`. The key layout must match

@@ -67,6 +67,12 @@
 //! "AF_XDP unavailable: built without clang" ([`xdp_unavailable`] says so up front).
 //! After installing clang, rebuild rvs-io (`cargo clean -p rvs-io`) to get the program.
 //!
+//! It is built twice, with different instruction layouts (`-O2 -mcpu=v3` and
+//! `-O1 -mcpu=v2`), and [`XdpSocket::open`] falls back to the second when the kernel refuses
+//! the first with `ENOTSUPP` after verifying it: the x86 JIT of some kernels (seen on 6.18
+//! with the ITS mitigations) fails on particular layouts of jumps ("bpf_jit: fatal error" in
+//! the kernel log). A test loads both builds so that the fallback cannot rot.
+//!
 //! # Privileges
 //!
 //! Loading a program needs `CAP_BPF` + `CAP_NET_ADMIN` (or root), the socket `CAP_NET_RAW`.
@@ -240,7 +246,8 @@ pub struct XdpStats {
     pub rx_ring_full: u64,
     /// Times a frame arrived while the fill ring was empty.
     pub rx_fill_ring_empty: u64,
-    /// Times the kernel found the TX ring empty when woken.
+    /// Times the kernel found the TX ring empty when woken (in copy mode every `poll(2)`
+    /// wakes the transmit side, so this grows while idle: not a problem).
     pub tx_ring_empty: u64,
     /// Receive descriptors pointing outside their UMEM frame, skipped (should stay 0).
     pub malformed: u64,
@@ -420,6 +427,11 @@ impl Steer {
 
 /// An AF_XDP socket on one receive queue of one interface, with the steering program that
 /// feeds it. See the [module documentation](self).
+///
+/// Dropping it detaches the program. The attachment is a BPF link (kernel 5.9 and later),
+/// released with its descriptor wherever the drop happens; on older kernels aya attaches
+/// through netlink instead, and the detach then acts in the dropping thread's network
+/// namespace, so drop the socket in the namespace it was opened in.
 pub struct XdpSocket {
     // Drop order: the program is detached before the socket and its memory go.
     steer: Steer,
