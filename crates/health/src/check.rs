@@ -597,9 +597,18 @@ impl Monitor {
     /// [`Monitor::applied`] plus what is still draining (at weight 0).
     fn view(&self) -> Vec<Entry> {
         let mut v = self.applied();
-        for d in self.drains.iter().filter(|d| d.dest.is_none()) {
-            if !v.iter().any(|e| e.0.key == d.service.key) {
-                v.push((d.service.clone(), Vec::new()));
+        self.overlay(&mut v, true);
+        v
+    }
+
+    /// Add draining leftovers to `v`: destinations of live services, and with
+    /// `whole` also services that drain as a whole.
+    fn overlay(&self, v: &mut Vec<Entry>, whole: bool) {
+        if whole {
+            for d in self.drains.iter().filter(|d| d.dest.is_none()) {
+                if !v.iter().any(|e| e.0.key == d.service.key) {
+                    v.push((d.service.clone(), Vec::new()));
+                }
             }
         }
         for d in &self.drains {
@@ -613,7 +622,30 @@ impl Monitor {
                 e.1.push(dest.clone());
             }
         }
+    }
+
+    /// Service `vi` as listed in the balancer: health applied plus its draining leftovers.
+    fn listed(&self, vi: usize) -> Vec<Entry> {
+        let mut v = self.service_view(vi);
+        self.overlay(&mut v, false);
         v
+    }
+
+    /// Stop draining what is wanted again (it is then edited in place, not re-added).
+    fn cancel_drains(&mut self) {
+        if self.drains.is_empty() {
+            return;
+        }
+        let applied = self.applied();
+        self.drains.retain(
+            |d| match applied.iter().find(|e| e.0.key == d.service.key) {
+                None => true,
+                Some(e) => d.dest.as_ref().is_some_and(|dest| {
+                    !e.1.iter()
+                        .any(|x| x.addr == dest.addr && x.port == dest.port)
+                }),
+            },
+        );
     }
 
     fn service_view(&self, vi: usize) -> Vec<Entry> {
@@ -773,11 +805,12 @@ impl Monitor {
 
     /// Apply a change to service `vi` through `f`, queueing the resulting actions.
     fn change(&mut self, vi: usize, f: impl FnOnce(&mut ServiceState) -> Vec<Notify>) {
-        let before = self.service_view(vi);
+        let before = self.listed(vi);
         let notes = f(&mut self.services[vi]);
         self.actions.extend(notes.into_iter().map(Action::Notify));
         self.update_quorum(vi);
-        let after = self.service_view(vi);
+        self.cancel_drains();
+        let after = self.listed(vi);
         self.push_diff(&before, &after);
     }
 
@@ -943,16 +976,7 @@ impl Monitor {
         if let Some(period) = self.opts.drain {
             let desired_keys: HashMap<ServiceKey, &Entry> =
                 desired.iter().map(|e| (e.0.key, e)).collect();
-            // Items back in the configuration stop draining.
-            self.drains
-                .retain(|d| match (&d.dest, desired_keys.get(&d.service.key)) {
-                    (None, Some(_)) => false,
-                    (Some(dest), Some(e)) => {
-                        !e.1.iter()
-                            .any(|x| x.addr == dest.addr && x.port == dest.port)
-                    }
-                    _ => true,
-                });
+            self.cancel_drains();
             for (svc, dests) in &before {
                 match desired_keys.get(&svc.key) {
                     None => {

@@ -505,3 +505,151 @@ fn a_group_shares_one_checker_across_its_services() {
         ]
     );
 }
+
+mod props {
+    use std::collections::{BTreeMap, HashMap};
+    use std::net::IpAddr;
+    use std::time::Duration;
+
+    use proptest::prelude::*;
+    use rvs_api::{DestConfig, Request, ServiceConfig, ServiceKey};
+    use rvs_health::check::{Monitor, MonitorOptions};
+    use rvs_health::probe::{Outcome, ProbeError};
+    use rvs_health::time::Instant;
+
+    use super::{QUORUM, actions, probes, targets};
+
+    type Table = HashMap<ServiceKey, (ServiceConfig, BTreeMap<(IpAddr, u16), DestConfig>)>;
+
+    /// Apply a request to a model of the balancer table, refusing what the
+    /// daemon would refuse (EEXIST, ENOENT, ESRCH).
+    fn apply(t: &mut Table, r: &Request) -> Result<(), String> {
+        match r {
+            Request::AddService(s) => {
+                if t.insert(s.key, (s.clone(), BTreeMap::new())).is_some() {
+                    return Err(format!("service exists: {r:?}"));
+                }
+            }
+            Request::EditService(s) => {
+                t.get_mut(&s.key).ok_or(format!("no service: {r:?}"))?.0 = s.clone();
+            }
+            Request::DelService(k) => {
+                t.remove(k).ok_or(format!("no service: {r:?}"))?;
+            }
+            Request::AddDest { service, dest } => {
+                let s = t.get_mut(service).ok_or(format!("no service: {r:?}"))?;
+                if s.1.insert((dest.addr, dest.port), dest.clone()).is_some() {
+                    return Err(format!("dest exists: {r:?}"));
+                }
+            }
+            Request::EditDest { service, dest } => {
+                let s = t.get_mut(service).ok_or(format!("no service: {r:?}"))?;
+                let d =
+                    s.1.get_mut(&(dest.addr, dest.port))
+                        .ok_or(format!("no dest: {r:?}"))?;
+                *d = dest.clone();
+            }
+            Request::DelDest {
+                service,
+                addr,
+                port,
+            } => {
+                let s = t.get_mut(service).ok_or(format!("no service: {r:?}"))?;
+                s.1.remove(&(*addr, *port))
+                    .ok_or(format!("no dest: {r:?}"))?;
+            }
+            other => return Err(format!("unexpected {other:?}")),
+        }
+        Ok(())
+    }
+
+    fn flat(v: Vec<(ServiceConfig, Vec<DestConfig>)>) -> Table {
+        v.into_iter()
+            .map(|(s, ds)| {
+                (
+                    s.key,
+                    (s, ds.into_iter().map(|d| ((d.addr, d.port), d)).collect()),
+                )
+            })
+            .collect()
+    }
+
+    fn cases() -> u32 {
+        std::env::var("PROPTEST_CASES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(256)
+    }
+
+    #[derive(Clone, Debug)]
+    enum Step {
+        /// Advance 5 s and answer due probes with these verdicts.
+        Probe(Vec<bool>),
+        /// Reload configuration n (0..6).
+        Reload(usize),
+        /// Advance to drain expiry.
+        Wait,
+    }
+
+    fn step() -> impl Strategy<Value = Step> {
+        prop_oneof![
+            4 => proptest::collection::vec(any::<bool>(), 3).prop_map(Step::Probe),
+            1 => (0..6usize).prop_map(Step::Reload),
+            1 => Just(Step::Wait),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(cases()))]
+
+        /// Whatever the probe results and reloads, every request applies cleanly
+        /// to the table the previous ones built, and the table ends up equal to
+        /// what the monitor says is applied once drains are over.
+        #[test]
+        fn actions_keep_the_table_consistent(steps in proptest::collection::vec(step(), 1..40), drain in any::<bool>()) {
+            let confs = [
+                QUORUM.to_owned(),
+                QUORUM.replace("    weight 50\n", "    weight 70\n").replace("  alpha\n", ""),
+                QUORUM.replace("  real_server 198.19.0.2 80 {\n    weight 100\n", "  real_server 198.19.0.4 80 {\n    weight 100\n"),
+                QUORUM.replace("  inhibit_on_failure\n", "  sorry_server_inhibit\n"),
+                QUORUM.replace("198.18.0.1 80", "198.18.0.2 80"),
+                format!("virtual_server_group G {{\n  198.18.0.1 80\n  198.18.0.3 80\n}}\n{}", QUORUM.replace("virtual_server 198.18.0.1 80", "virtual_server group G")),
+            ];
+            let opts = MonitorOptions { seed: 3, drain: drain.then_some(Duration::from_secs(20)) };
+            let mut m = Monitor::new(targets(&confs[0]), Instant::ZERO, opts);
+            let mut table = Table::new();
+            let mut now = 0u64;
+            let mut run = |m: &mut Monitor, table: &mut Table| -> Result<(), TestCaseError> {
+                for a in actions(m) {
+                    if let Some(r) = a.request() {
+                        apply(table, &r).map_err(TestCaseError::fail)?;
+                    }
+                }
+                Ok(())
+            };
+            run(&mut m, &mut table)?;
+            for s in steps {
+                match s {
+                    Step::Probe(verdicts) => {
+                        now += 5;
+                        let t = Instant::from_secs(now);
+                        for (i, p) in probes(&mut m, t).into_iter().enumerate() {
+                            let o = if verdicts[i % verdicts.len()] { Outcome::Pass } else { Outcome::Fail(ProbeError::NoReply) };
+                            m.handle_result(t, p.id, p.seq, &o);
+                        }
+                    }
+                    Step::Reload(n) => m.reload(targets(&confs[n]), Instant::from_secs(now)),
+                    Step::Wait => {
+                        now += 25;
+                        m.handle_timeout(Instant::from_secs(now));
+                    }
+                }
+                run(&mut m, &mut table)?;
+            }
+            now += 100;
+            m.handle_timeout(Instant::from_secs(now));
+            run(&mut m, &mut table)?;
+            prop_assert_eq!(table, flat(m.applied()));
+        }
+    }
+}
