@@ -619,7 +619,7 @@ mod props {
             let mut m = Monitor::new(targets(&confs[0]), Instant::ZERO, opts);
             let mut table = Table::new();
             let mut now = 0u64;
-            let mut run = |m: &mut Monitor, table: &mut Table| -> Result<(), TestCaseError> {
+            let run = |m: &mut Monitor, table: &mut Table| -> Result<(), TestCaseError> {
                 for a in actions(m) {
                     if let Some(r) = a.request() {
                         apply(table, &r).map_err(TestCaseError::fail)?;
