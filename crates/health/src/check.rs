@@ -4,7 +4,8 @@
 //!
 //! * **schedule**: each checker first runs after a random delay in `0..=warmup`
 //!   (seeded RNG, reproducible), then every `delay_loop`; after a failure that
-//!   `retry` still tolerates, after `delay_before_retry`. A probe not answered by
+//!   `retry` still tolerates, after `delay_before_retry` (both measured from the
+//!   moment the previous result arrived, so a slow probe never overlaps the next). A probe not answered by
 //!   `connect_timeout` + [`PROBE_GRACE`] counts as failed;
 //! * **checker state**: an up checker goes down after `retry + 1` consecutive
 //!   failures; a down checker comes up on its first success. `alpha` starts it down;
@@ -325,7 +326,8 @@ pub enum Action {
         /// Delete (true) or set weight 0 (false).
         remove: bool,
     },
-    /// A state change to report and, when a script is configured, to run it.
+    /// A state change to report and, when a script is configured, to run it
+    /// (e.g. with [`crate::probe::run_script`]); the monitor never runs scripts itself.
     Notify(Notify),
 }
 

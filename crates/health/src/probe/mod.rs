@@ -284,6 +284,31 @@ pub fn run(spec: &ProbeSpec) -> Outcome {
     r.unwrap_or_else(Outcome::Fail)
 }
 
+/// Run a notification script (`quorum_up`, `notify_down`, ... carried by
+/// [`crate::check::Notify`]) the way MISC_CHECK runs its program: split on
+/// whitespace, no shell, as `script.user` when given, killed at `timeout`.
+/// `script_security` refuses a program writable by others.
+pub fn run_script(
+    script: &crate::config::Script,
+    script_security: bool,
+    timeout: Duration,
+) -> Outcome {
+    let argv: Vec<String> = script
+        .command
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect();
+    let deadline = Instant::now() + timeout;
+    misc::run(
+        &argv,
+        script.user.as_deref(),
+        false,
+        script_security,
+        deadline,
+    )
+    .unwrap_or_else(Outcome::Fail)
+}
+
 /// Time left before `deadline`, or a timeout error.
 pub(crate) fn left(deadline: Instant, total: Duration) -> Result<Duration, ProbeError> {
     let now = Instant::now();

@@ -562,3 +562,23 @@ fn ping_and_ssl_are_not_implemented_here() {
         Outcome::Fail(ProbeError::NotImplemented(_))
     ));
 }
+
+#[test]
+fn notify_scripts_run_without_a_shell() {
+    let s = rvs_health::config::Script {
+        command: "/bin/sh -c true".to_owned(),
+        user: None,
+    };
+    assert!(matches!(
+        rvs_health::probe::run_script(&s, false, Duration::from_secs(5)),
+        Outcome::Pass
+    ));
+    let s = rvs_health::config::Script {
+        command: "/bin/logger-that-does-not-exist up".to_owned(),
+        user: None,
+    };
+    assert!(matches!(
+        rvs_health::probe::run_script(&s, false, Duration::from_secs(5)),
+        Outcome::Fail(ProbeError::Spawn { .. })
+    ));
+}
