@@ -7,6 +7,9 @@ cd "$(dirname "$0")/.."
 need_apt=()
 command -v ip >/dev/null 2>&1 || need_apt+=(iproute2)
 command -v nft >/dev/null 2>&1 || need_apt+=(nftables)
+command -v ethtool >/dev/null 2>&1 || need_apt+=(ethtool)
+# the AF_XDP steering program is compiled from C at build time
+command -v clang >/dev/null 2>&1 || need_apt+=(clang)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     echo "== installing ${need_apt[*]}"

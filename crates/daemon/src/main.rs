@@ -41,6 +41,9 @@ struct Args {
     /// the service table (control plane only).
     #[arg(short = 'i', long = "interface", value_name = "IFNAME")]
     interfaces: Vec<String>,
+    /// Packet I/O backend for the served interfaces.
+    #[arg(long, value_enum, default_value_t = dataplane::Backend::Auto)]
+    backend: dataplane::Backend,
     /// Source address of tunnel (TUN) packets; default: the kernel's preferred source
     /// toward each real server (repeat for IPv4 and IPv6).
     #[arg(long, value_name = "ADDR")]
@@ -211,7 +214,7 @@ fn run(args: Args) -> anyhow::Result<()> {
     if args.interfaces.is_empty() {
         control_only_loop(&mut engine, &rx, &signals)
     } else {
-        let mut dp = dataplane::DataPlane::open(&args.interfaces, fixed_src)?;
+        let mut dp = dataplane::DataPlane::open(&args.interfaces, args.backend, fixed_src)?;
         dp.sync(&mut engine.lb)?;
         tracing::info!(interfaces = ?args.interfaces, "forwarding");
         forwarding_loop(&mut engine, &rx, &mut dp, &signals)?;
@@ -250,7 +253,11 @@ fn run_job(
         }
         server::Job::Metrics { reply } => {
             let now = engine.clock.now();
-            let _ = reply.send(metrics::render(&engine.lb, now, dp.map(|d| d.counters)));
+            let _ = reply.send(metrics::render(
+                &engine.lb,
+                now,
+                dp.map(|d| (d.counters, d.backend_name())),
+            ));
             false
         }
     }

@@ -95,7 +95,11 @@ impl Out {
 }
 
 /// Render every series.
-pub(crate) fn render(lb: &Balancer, _now: Instant, dp: Option<DpCounters>) -> String {
+pub(crate) fn render(
+    lb: &Balancer,
+    _now: Instant,
+    dp: Option<(DpCounters, &'static str)>,
+) -> String {
     let mut o = Out(String::with_capacity(4096));
     let (total, total_rates) = lb.total_stats();
     let services = lb.services();
@@ -371,7 +375,7 @@ pub(crate) fn render(lb: &Balancer, _now: Instant, dp: Option<DpCounters>) -> St
         ),
         1,
     );
-    if let Some(d) = dp {
+    if let Some((d, _)) = dp {
         o.help(
             "rvs_dataplane_frames_total",
             "counter",
