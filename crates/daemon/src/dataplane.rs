@@ -258,8 +258,13 @@ impl DataPlane {
             };
             for d in &s.dests {
                 if d.config.method == rvs_core::ForwardMethod::Masq {
+                    // the real server's answers to the director itself (health checks)
+                    // must still reach the host
+                    let local = self.routes_src(d.config.addr);
                     for p in protos {
-                        rules.push(VipPort::real_server(*p, d.config.addr, d.config.port));
+                        rules.push(
+                            VipPort::real_server(*p, d.config.addr, d.config.port).except(local),
+                        );
                     }
                 }
             }

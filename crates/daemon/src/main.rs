@@ -16,6 +16,7 @@ mod convert;
 mod csum;
 mod dataplane;
 mod engine;
+mod health;
 mod metrics;
 mod server;
 
@@ -37,6 +38,10 @@ struct Args {
     /// Maximum tracked connections (connections + persistence templates).
     #[arg(long, default_value_t = 1 << 20, value_name = "N")]
     max_connections: usize,
+    /// keepalived configuration (virtual_server blocks with their health checkers). SIGHUP
+    /// reloads it; a bad file refuses to start, a bad reload keeps the running configuration.
+    #[arg(short = 'f', long, value_name = "FILE")]
+    config: Option<PathBuf>,
     /// Forward traffic on this interface (repeat for several). Without it rvsd only keeps
     /// the service table (control plane only).
     #[arg(short = 'i', long = "interface", value_name = "IFNAME")]
@@ -151,7 +156,8 @@ fn run(args: Args) -> anyhow::Result<()> {
         })
     };
     // before any thread starts, so every thread inherits the blocked mask
-    let signals = rvs_io::signal::SignalFd::termination().context("setting up signal handling")?;
+    let signals = rvs_io::signal::SignalFd::with_reload(args.config.is_some())
+        .context("setting up signal handling")?;
     let listener = bind(&spec)?;
     let seed = {
         use std::hash::{BuildHasher, Hasher};
@@ -187,6 +193,10 @@ fn run(args: Args) -> anyhow::Result<()> {
     }
     let mut engine = engine::Engine::new(cfg, state_path.clone());
     let restored = engine.load()?;
+    let health = match &args.config {
+        Some(path) => Some(health::Health::start(path.clone(), &mut engine)?),
+        None => None,
+    };
     tracing::info!(
         socket = ?spec,
         state = ?state_path,
@@ -212,12 +222,12 @@ fn run(args: Args) -> anyhow::Result<()> {
         .spawn(move || server::serve(listener, tx))
         .context("starting the control thread")?;
     if args.interfaces.is_empty() {
-        control_only_loop(&mut engine, &rx, &signals)
+        control_only_loop(&mut engine, &rx, &signals, health.as_ref())
     } else {
         let mut dp = dataplane::DataPlane::open(&args.interfaces, args.backend, fixed_src)?;
         dp.sync(&mut engine.lb)?;
         tracing::info!(interfaces = ?args.interfaces, "forwarding");
-        forwarding_loop(&mut engine, &rx, &mut dp, &signals)?;
+        forwarding_loop(&mut engine, &rx, &mut dp, &signals, health.as_ref())?;
         let c = dp.counters;
         tracing::info!(
             rx = c.rx,
@@ -239,6 +249,7 @@ fn run_job(
     engine: &mut engine::Engine,
     job: server::Job,
     dp: Option<&dataplane::DataPlane>,
+    health: Option<&health::Health>,
 ) -> bool {
     match job {
         server::Job::Api {
@@ -253,18 +264,26 @@ fn run_job(
         }
         server::Job::Metrics { reply } => {
             let now = engine.clock.now();
-            let _ = reply.send(metrics::render(
-                &engine.lb,
-                now,
-                dp.map(|d| (d.counters, d.backend_name())),
-            ));
+            let mut text =
+                metrics::render(&engine.lb, now, dp.map(|d| (d.counters, d.backend_name())));
+            if let Some(h) = health {
+                text.push_str(&h.metrics());
+            }
+            let _ = reply.send(text);
             false
         }
     }
 }
 
-fn stop_requested(signals: &rvs_io::signal::SignalFd) -> bool {
+/// Handle pending signals: true when rvsd must stop; SIGHUP reloads the configuration.
+fn stop_requested(signals: &rvs_io::signal::SignalFd, health: Option<&health::Health>) -> bool {
     match signals.take() {
+        Ok(Some(sig)) if rvs_io::signal::is_reload(sig) => {
+            if let Some(h) = health {
+                h.reload();
+            }
+            false
+        }
         Ok(Some(sig)) => {
             tracing::info!(signal = sig, "shutting down");
             true
@@ -282,10 +301,14 @@ fn control_only_loop(
     engine: &mut engine::Engine,
     rx: &mpsc::Receiver<server::Job>,
     signals: &rvs_io::signal::SignalFd,
+    health: Option<&health::Health>,
 ) -> anyhow::Result<()> {
     loop {
-        if stop_requested(signals) {
+        if stop_requested(signals, health) {
             return Ok(());
+        }
+        if let Some(h) = health {
+            h.apply_actions(engine);
         }
         let now = engine.clock.now();
         let wait = engine
@@ -295,7 +318,7 @@ fn control_only_loop(
             .unwrap_or(Duration::from_millis(200));
         match rx.recv_timeout(wait) {
             Ok(job) => {
-                run_job(engine, job, None);
+                run_job(engine, job, None, health);
             }
             Err(mpsc::RecvTimeoutError::Timeout) => {}
             Err(mpsc::RecvTimeoutError::Disconnected) => anyhow::bail!("control thread stopped"),
@@ -312,6 +335,7 @@ fn forwarding_loop(
     rx: &mpsc::Receiver<server::Job>,
     dp: &mut dataplane::DataPlane,
     signals: &rvs_io::signal::SignalFd,
+    health: Option<&health::Health>,
 ) -> anyhow::Result<()> {
     let mut idle_rounds: u32 = 0;
     let mut next_timer = engine.clock.now();
@@ -319,18 +343,21 @@ fn forwarding_loop(
     loop {
         rounds = rounds.wrapping_add(1);
         // a signal check is a syscall: every round when idle, every 1024 when busy
-        if (idle_rounds > 0 || rounds.is_multiple_of(1024)) && stop_requested(signals) {
+        if (idle_rounds > 0 || rounds.is_multiple_of(1024)) && stop_requested(signals, health) {
             return Ok(());
         }
         let mut changed = false;
         loop {
             match rx.try_recv() {
                 Ok(job) => {
-                    changed |= run_job(engine, job, Some(&*dp));
+                    changed |= run_job(engine, job, Some(&*dp), health);
                 }
                 Err(mpsc::TryRecvError::Empty) => break,
                 Err(mpsc::TryRecvError::Disconnected) => anyhow::bail!("control thread stopped"),
             }
+        }
+        if let Some(h) = health {
+            changed |= h.apply_actions(engine);
         }
         if changed && let Err(e) = dp.sync(&mut engine.lb) {
             tracing::error!(error = %format!("{e:#}"), "cannot apply host-side rules");

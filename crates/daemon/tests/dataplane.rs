@@ -976,3 +976,155 @@ fn firewall_mark_service_with_marks_from_nftables() {
         .expect("FWM line");
     assert_eq!(line.split_whitespace().nth(2), Some("5"), "{list}");
 }
+
+/// A TCP server that can be stopped and started again (a real server's web server going
+/// down and coming back).
+struct Switchable {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Switchable {
+    fn start(ns: &NetNs, name: &'static str) -> Self {
+        let listener = ns
+            .run(|| TcpListener::bind(("0.0.0.0", PORT)))
+            .expect("ns")
+            .expect("bind");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let end = Instant::now() + Duration::from_secs(60);
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) && Instant::now() < end {
+                match listener.accept() {
+                    Ok((mut s, _)) => {
+                        let _ = s.set_nonblocking(false);
+                        let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
+                        let mut b = [0u8; 64];
+                        let n = s.read(&mut b).unwrap_or(0);
+                        if n > 0 {
+                            let _ = s.write_all(format!("{name}:").as_bytes());
+                        }
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        });
+        Self {
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn stop(mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Poll `rvsadm -L -n` until `pred` holds (bounded).
+fn wait_for(d: &Rvsd, what: &str, secs: u64, pred: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let list = d.adm(&["-L", "-n"]).1;
+        if pred(&list) {
+            return list;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}:\n{list}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn keepalived_configuration_with_health_checks() {
+    if let Some(why) = skip_reason() {
+        eprintln!("skipped: {why}");
+        return;
+    }
+    let lab = Lab::new(Method::Nat, 3);
+    let dir = std::env::temp_dir().join(format!("rvs-kconf-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("tmp");
+    let conf = dir.join("keepalived.conf");
+    let text = format!(
+        "! rvs end-to-end test\n\
+         global_defs {{\n    router_id rvs_test\n}}\n\
+         vrrp_instance VI_1 {{\n    state MASTER\n    interface d0\n    virtual_router_id 51\n    priority 100\n}}\n\
+         virtual_server {VIP} {PORT} {{\n    delay_loop 1\n    lb_algo rr\n    lb_kind NAT\n    protocol TCP\n\
+             real_server 198.19.0.2 {PORT} {{\n        weight 1\n        TCP_CHECK {{\n            connect_timeout 1\n            retry 1\n            delay_before_retry 1\n        }}\n    }}\n\
+             real_server 198.19.0.3 {PORT} {{\n        weight 2\n        inhibit_on_failure\n        TCP_CHECK {{\n            connect_timeout 1\n            retry 1\n            delay_before_retry 1\n        }}\n    }}\n\
+         }}\n"
+    );
+    std::fs::write(&conf, text).expect("write config");
+    let servers: Vec<Switchable> = lab
+        .servers
+        .iter()
+        .take(2)
+        .zip(["rs0", "rs1"])
+        .map(|(ns, n)| Switchable::start(ns, n))
+        .collect();
+    let d = Rvsd::start_with(
+        &lab.director,
+        &["d0", "br1"],
+        &["--config", conf.to_str().expect("utf-8 path")],
+    );
+    // both real servers come up once their checks pass
+    wait_for(&d, "both real servers", 10, |l| {
+        l.contains("198.19.0.2:8080") && l.contains("198.19.0.3:8080")
+    });
+    let mut servers = servers.into_iter();
+    let rs0 = servers.next().unwrap();
+    let rs1 = servers.next().unwrap();
+    // rs0 goes down: removed within delay_loop + retry
+    rs0.stop();
+    wait_for(&d, "rs0 removed", 10, |l| !l.contains("198.19.0.2:8080"));
+    // rs1 goes down: inhibit_on_failure keeps it with weight 0
+    rs1.stop();
+    let list = wait_for(&d, "rs1 at weight 0", 10, |l| {
+        l.lines()
+            .find(|x| x.contains("198.19.0.3:8080"))
+            .is_some_and(|x| x.split_whitespace().nth(3) == Some("0"))
+    });
+    assert!(!list.contains("198.19.0.2:8080"), "{list}");
+    // rs0 comes back: re-added
+    let _rs0 = Switchable::start(&lab.servers[0], "rs0");
+    wait_for(&d, "rs0 back", 10, |l| l.contains("198.19.0.2:8080"));
+    assert_eq!(who_raw(&lab.client), "rs0:");
+    // a reload with a bad file keeps the running configuration
+    std::fs::write(&conf, "virtual_server {\n").expect("write");
+    rvs_io::signal::reload(d.child.id()).expect("SIGHUP");
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(d.adm(&["-L", "-n"]).1.contains("198.19.0.2:8080"));
+    // a good reload adds a service
+    let text2 = format!(
+        "virtual_server {VIP} {PORT} {{\n    delay_loop 1\n    lb_algo rr\n    lb_kind NAT\n    protocol TCP\n    real_server 198.19.0.2 {PORT} {{\n        TCP_CHECK {{\n            connect_timeout 1\n        }}\n    }}\n}}\n\
+         virtual_server {VIP} 9090 {{\n    lb_algo wlc\n    lb_kind NAT\n    protocol TCP\n    real_server 198.19.0.4 9090 {{\n        weight 1\n    }}\n}}\n"
+    );
+    std::fs::write(&conf, text2).expect("write");
+    rvs_io::signal::reload(d.child.id()).expect("SIGHUP");
+    let list = wait_for(&d, "reloaded", 10, |l| l.contains(":9090 wlc"));
+    assert!(list.contains("198.19.0.4:9090"), "{list}");
+    assert!(
+        !list.contains("198.19.0.3:8080"),
+        "rs1 is no longer declared: {list}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn who_raw(client: &NetNs) -> String {
+    client
+        .run(|| {
+            let mut s = TcpStream::connect_timeout(&vip4(), Duration::from_secs(3))?;
+            s.set_read_timeout(Some(Duration::from_secs(3)))?;
+            s.write_all(b"x")?;
+            let mut out = String::new();
+            s.read_to_string(&mut out)?;
+            Ok::<_, std::io::Error>(out)
+        })
+        .expect("ns")
+        .expect("request")
+}

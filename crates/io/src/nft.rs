@@ -67,6 +67,9 @@ pub struct VipPort {
     pub port: u16,
     /// Match the source address and port instead of the destination.
     pub source: bool,
+    /// With `source`: do not drop packets addressed to this (local) address, e.g. the
+    /// answers of the real server to the director's own health checks.
+    pub except_daddr: Option<IpAddr>,
 }
 
 impl VipPort {
@@ -77,6 +80,7 @@ impl VipPort {
             vip,
             port,
             source: false,
+            except_daddr: None,
         }
     }
 
@@ -87,7 +91,14 @@ impl VipPort {
             vip: rip,
             port,
             source: true,
+            except_daddr: None,
         }
+    }
+
+    /// The same rule, sparing packets addressed to `local` (same family only).
+    pub fn except(mut self, local: Option<IpAddr>) -> Self {
+        self.except_daddr = local.filter(|l| l.is_ipv4() == self.vip.is_ipv4());
+        self
     }
 
     /// `"ip"` or `"ip6"`, the nft family keyword of the VIP.
@@ -102,10 +113,17 @@ impl VipPort {
         } else {
             ("daddr", "dport")
         };
+        let spare = match self.except_daddr {
+            Some(l) if self.source => format!("{fam} daddr != {l} "),
+            _ => String::new(),
+        };
         if self.port == 0 {
-            format!("{fam} {addr} {} meta l4proto {p} drop", self.vip)
+            format!("{fam} {addr} {} {spare}meta l4proto {p} drop", self.vip)
         } else {
-            format!("{fam} {addr} {} {p} {port} {} drop", self.vip, self.port)
+            format!(
+                "{fam} {addr} {} {spare}{p} {port} {} drop",
+                self.vip, self.port
+            )
         }
     }
 }
@@ -384,6 +402,21 @@ table netdev rvs {
             text.contains("\t\tip6 saddr 2001:db8::2 meta l4proto udp drop\n"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn real_server_rules_spare_the_directors_own_address() {
+        let r = VipPort::real_server(Proto::Tcp, "198.19.0.2".parse().expect("ip"), 80)
+            .except(Some("198.19.0.1".parse().expect("ip")));
+        let text = ingress_drop_ruleset("rvs", &["eth0"], &[r]).expect("valid");
+        assert!(
+            text.contains("\t\tip saddr 198.19.0.2 ip daddr != 198.19.0.1 tcp sport 80 drop\n"),
+            "{text}"
+        );
+        // another family's address is not used
+        let r6 = VipPort::real_server(Proto::Udp, "2001:db8::2".parse().expect("ip"), 0)
+            .except(Some("198.19.0.1".parse().expect("ip")));
+        assert_eq!(r6.except_daddr, None);
     }
 
     #[test]

@@ -28,6 +28,16 @@ impl SignalFd {
     ///
     /// The `pthread_sigmask(3)` or `signalfd(2)` error.
     pub fn termination() -> io::Result<Self> {
+        Self::with_reload(false)
+    }
+
+    /// As [`SignalFd::termination`], plus SIGHUP when `reload` is set (a daemon's "read
+    /// your configuration again").
+    ///
+    /// # Errors
+    ///
+    /// The `pthread_sigmask(3)` or `signalfd(2)` error.
+    pub fn with_reload(reload: bool) -> io::Result<Self> {
         // SAFETY: sigset_t is plain old data; sigemptyset initialises it before use.
         let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
         // SAFETY: `set` is a valid sigset_t; the signal numbers are valid.
@@ -35,6 +45,9 @@ impl SignalFd {
             libc::sigemptyset(&raw mut set);
             libc::sigaddset(&raw mut set, libc::SIGINT);
             libc::sigaddset(&raw mut set, libc::SIGTERM);
+            if reload {
+                libc::sigaddset(&raw mut set, libc::SIGHUP);
+            }
         }
         // SAFETY: `set` is initialised; a null old-set pointer is allowed.
         let r =
@@ -89,6 +102,11 @@ impl AsFd for SignalFd {
     }
 }
 
+/// Whether a signal from [`SignalFd::take`] asks for a configuration reload (SIGHUP).
+pub fn is_reload(sig: i32) -> bool {
+    sig == libc::SIGHUP
+}
+
 /// Send SIGTERM to process `pid`.
 ///
 /// # Errors
@@ -103,6 +121,21 @@ pub fn terminate(pid: u32) -> io::Result<()> {
     // SAFETY: kill(2) with a positive pid addresses one process; no pointers.
     syscall(unsafe { libc::kill(p, libc::SIGTERM) })
         .map_err(|e| os_err("kill(SIGTERM)", pid, e))?;
+    Ok(())
+}
+
+/// Send SIGHUP to one process (ask a daemon to reload its configuration).
+///
+/// # Errors
+///
+/// `InvalidInput` for pid 0 or one that does not fit `pid_t`; the `kill(2)` error.
+pub fn reload(pid: u32) -> io::Result<()> {
+    let p = libc::pid_t::try_from(pid)
+        .ok()
+        .filter(|&p| p > 0)
+        .ok_or_else(|| invalid(format!("invalid pid {pid}")))?;
+    // SAFETY: kill(2) with a positive pid addresses one process; no pointers.
+    syscall(unsafe { libc::kill(p, libc::SIGHUP) }).map_err(|e| os_err("kill(SIGHUP)", pid, e))?;
     Ok(())
 }
 

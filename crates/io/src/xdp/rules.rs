@@ -302,6 +302,7 @@ mod tests {
             vip: Ipv6Addr::LOCALHOST.into(),
             port: 443,
             source: true,
+            except_daddr: None,
         };
         assert_eq!(
             SteerRule::from(&v),

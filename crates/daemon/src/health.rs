@@ -1,0 +1,118 @@
+//! keepalived configuration (`--config FILE`) and health checks: the file declares
+//! services and real servers with their checkers; the checker thread yields actions that
+//! the engine applies like `rvsadm` requests; SIGHUP reloads the file.
+//!
+//! Precedence: the file is authoritative for the services it declares. At start those are
+//! removed from the table restored from the state file and re-created from the file, real
+//! servers entering as their checkers (and `alpha`) allow. A reload applies only the
+//! difference. Services the file does not declare are left to `rvsadm` and the state file.
+//! An `rvsadm` change to a declared service lasts until the file or a health state changes
+//! that item.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use rvs_api as api;
+use rvs_health::{Action, Checker, CheckerOptions, Model};
+
+use crate::engine::Engine;
+
+pub(crate) struct Health {
+    path: PathBuf,
+    checker: Checker,
+    opts: CheckerOptions,
+}
+
+fn log_notices(notices: &[rvs_health::Notice]) {
+    for n in notices {
+        tracing::warn!("{n}");
+    }
+}
+
+impl Health {
+    /// Load the file (refusing to start on any error), apply its global requests, replace
+    /// the declared services and start checking.
+    pub(crate) fn start(path: PathBuf, engine: &mut Engine) -> anyhow::Result<Self> {
+        let (model, notices) = Model::load(&path)
+            .map_err(|e| anyhow::anyhow!("{e}"))
+            .context("configuration")?;
+        log_notices(&notices);
+        for req in model.globals.start_requests() {
+            if let api::Response::Error(e) = engine.handle(req, true) {
+                anyhow::bail!("{}: global_defs: {}", path.display(), e.message);
+            }
+        }
+        for (svc, _) in rvs_health::to_api(&model) {
+            // declared services come from the file, not from the restored table
+            let _ = engine.handle(api::Request::DelService(svc.key), true);
+        }
+        let opts = CheckerOptions::default();
+        let (checker, notices) = Checker::from_model(&model, opts.clone());
+        log_notices(&notices);
+        tracing::info!(
+            file = %path.display(),
+            services = model.virtual_servers.len(),
+            "configuration loaded"
+        );
+        Ok(Self {
+            path,
+            checker,
+            opts,
+        })
+    }
+
+    /// SIGHUP: read the file again; a bad file is rejected and the running configuration
+    /// stays.
+    pub(crate) fn reload(&self) {
+        match Model::load(&self.path) {
+            Ok((model, notices)) => {
+                log_notices(&notices);
+                let more = self.checker.reload_model(&model, self.opts.prober.as_ref());
+                log_notices(&more);
+                tracing::info!(file = %self.path.display(), "configuration reloaded");
+            }
+            Err(e) => tracing::error!("reload rejected, keeping the running configuration: {e}"),
+        }
+    }
+
+    /// Apply every action the checkers produced; true when the table changed.
+    pub(crate) fn apply_actions(&self, engine: &mut Engine) -> bool {
+        let mut changed = false;
+        while let Some(action) = self.checker.poll_action() {
+            match action.request() {
+                Some(req) => {
+                    let what = format!("{action:?}");
+                    match engine.handle(req, true) {
+                        api::Response::Error(e) => {
+                            tracing::warn!(action = %what, error = %e.message, "health action failed");
+                        }
+                        _ => {
+                            tracing::info!(action = %what, "health action");
+                            changed = true;
+                        }
+                    }
+                }
+                None => {
+                    if let Action::Notify(n) = &action {
+                        tracing::info!(event = ?n.event, service = ?n.service, real = ?n.real, "health");
+                        if let Some(script) = &n.script {
+                            let out = rvs_health::probe::run_script(
+                                script,
+                                true,
+                                Duration::from_secs(10),
+                            );
+                            tracing::debug!(?out, "notify script");
+                        }
+                    }
+                }
+            }
+        }
+        changed
+    }
+
+    /// Health gauges for the metrics endpoint.
+    pub(crate) fn metrics(&self) -> String {
+        rvs_health::metrics::render_health(&self.checker.status())
+    }
+}
