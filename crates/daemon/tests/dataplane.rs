@@ -850,7 +850,9 @@ fn sigterm_removes_the_host_rules_and_exits_cleanly() {
         "{text}"
     );
     assert!(
-        text.contains(&format!("ip saddr 198.19.0.2 tcp sport {PORT} drop")),
+        text.contains(&format!(
+            "ip saddr 198.19.0.2 ip daddr != 198.19.0.1 tcp sport {PORT} drop"
+        )),
         "{text}"
     );
     rvs_io::signal::terminate(d.child.id()).expect("SIGTERM");
