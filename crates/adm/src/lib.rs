@@ -16,6 +16,7 @@
 #![warn(missing_docs)]
 
 pub mod cli;
+pub mod drain;
 pub mod format;
 pub mod help;
 pub mod json;

@@ -445,6 +445,9 @@ pub fn main_with(
     names: &Names,
 ) -> i32 {
     let program = program_name(argv.first().map(String::as_str));
+    if crate::drain::is_drain(argv) {
+        return crate::drain::run(argv, connect, err, names);
+    }
     let parsed = if argv.len() <= 1 {
         Ok(Command::List(ListWhat::All, ListOpts::default()))
     } else {

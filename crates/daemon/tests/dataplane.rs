@@ -1130,3 +1130,67 @@ fn who_raw(client: &NetNs) -> String {
         .expect("ns")
         .expect("request")
 }
+
+#[test]
+fn operator_drain_waits_for_connections_then_removes() {
+    if let Some(why) = skip_reason() {
+        eprintln!("skipped: {why}");
+        return;
+    }
+    let lab = Lab::new(Method::Nat, 2);
+    let d = Rvsd::start(&lab.director, &["d0", "br1"]);
+    serve_echo(&lab.servers[0], "rs0", Duration::from_secs(30));
+    serve_echo(&lab.servers[1], "rs1", Duration::from_secs(30));
+    d.ok(&format!("-A -t {VIP}:{PORT} -s rr"));
+    d.ok(&format!("-a -t {VIP}:{PORT} -r 198.19.0.2:{PORT} -m"));
+    d.ok(&format!("-a -t {VIP}:{PORT} -r 198.19.0.3:{PORT} -m"));
+    let mut long = connect(&lab.client, vip4()).expect("connect");
+    assert_eq!(ask(&mut long, "a").expect("answer"), "rs1:a");
+    let mut drain = Command::new("ip")
+        .args(["netns", "exec", &d.ns])
+        .arg(bin("rvsadm"))
+        .args([
+            "--drain",
+            "-t",
+            &format!("{VIP}:{PORT}"),
+            "-r",
+            &format!("198.19.0.3:{PORT}"),
+        ])
+        .args(["--timeout", "30"])
+        .env("RVS_SOCKET", &d.socket)
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("rvsadm --drain");
+    std::thread::sleep(Duration::from_millis(700));
+    assert!(
+        drain.try_wait().expect("wait").is_none(),
+        "drain waits for the connection"
+    );
+    for _ in 0..3 {
+        assert_eq!(
+            who(&lab.client, vip4()),
+            "rs0",
+            "no new connection to a draining server"
+        );
+    }
+    assert_eq!(
+        ask(&mut long, "b").expect("still served while draining"),
+        "rs1:b"
+    );
+    drop(long);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let status = loop {
+        if let Some(st) = drain.try_wait().expect("wait") {
+            break st;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "drain did not finish after the connection ended"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success());
+    let list = d.ok("-L -n");
+    assert!(!list.contains("198.19.0.3"), "{list}");
+    assert!(list.contains("198.19.0.2"), "{list}");
+}
