@@ -14,7 +14,31 @@ use std::time::Duration;
 
 use anyhow::Context;
 use rvs_api as api;
+use rvs_health::probe::{Outcome, ProbeError, ProbeKind, ProbeSpec, Prober, StdProber};
 use rvs_health::{Action, Checker, CheckerOptions, Model};
+
+/// Everything rvs-health probes with the standard library, plus PING_CHECK through a raw
+/// ICMP socket from rvs-io.
+struct RvsProber;
+
+impl Prober for RvsProber {
+    fn supports(&self, kind: &ProbeKind) -> bool {
+        matches!(kind, ProbeKind::Ping { .. }) || StdProber.supports(kind)
+    }
+
+    fn probe(&self, spec: &ProbeSpec) -> Outcome {
+        match &spec.kind {
+            ProbeKind::Ping { dst } => match rvs_io::icmp::ping(*dst, spec.timeout) {
+                Ok(_) => Outcome::Pass,
+                Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                    Outcome::Fail(ProbeError::Timeout(spec.timeout))
+                }
+                Err(e) => Outcome::Fail(ProbeError::Io(e)),
+            },
+            _ => StdProber.probe(spec),
+        }
+    }
+}
 
 use crate::engine::Engine;
 
@@ -47,7 +71,10 @@ impl Health {
             // declared services come from the file, not from the restored table
             let _ = engine.handle(api::Request::DelService(svc.key), true);
         }
-        let opts = CheckerOptions::default();
+        let opts = CheckerOptions {
+            prober: std::sync::Arc::new(RvsProber),
+            ..CheckerOptions::default()
+        };
         let (checker, notices) = Checker::from_model(&model, opts.clone());
         log_notices(&notices);
         tracing::info!(

@@ -1059,6 +1059,7 @@ fn keepalived_configuration_with_health_checks() {
          virtual_server {VIP} {PORT} {{\n    delay_loop 1\n    lb_algo rr\n    lb_kind NAT\n    protocol TCP\n\
              real_server 198.19.0.2 {PORT} {{\n        weight 1\n        TCP_CHECK {{\n            connect_timeout 1\n            retry 1\n            delay_before_retry 1\n        }}\n    }}\n\
              real_server 198.19.0.3 {PORT} {{\n        weight 2\n        inhibit_on_failure\n        TCP_CHECK {{\n            connect_timeout 1\n            retry 1\n            delay_before_retry 1\n        }}\n    }}\n\
+             real_server 198.19.0.4 {PORT} {{\n        weight 1\n        PING_CHECK {{\n            connect_timeout 1\n            retry 1\n            delay_before_retry 1\n        }}\n    }}\n\
          }}\n"
     );
     std::fs::write(&conf, text).expect("write config");
@@ -1074,9 +1075,18 @@ fn keepalived_configuration_with_health_checks() {
         &["d0", "br1"],
         &["--config", conf.to_str().expect("utf-8 path")],
     );
-    // both real servers come up once their checks pass
-    wait_for(&d, "both real servers", 10, |l| {
-        l.contains("198.19.0.2:8080") && l.contains("198.19.0.3:8080")
+    // the real servers come up once their checks pass (rs2 by PING_CHECK)
+    wait_for(&d, "three real servers", 10, |l| {
+        l.contains("198.19.0.2:8080")
+            && l.contains("198.19.0.3:8080")
+            && l.contains("198.19.0.4:8080")
+    });
+    // rs2 stops answering pings: removed
+    lab.servers[2]
+        .ip(&["link", "set", "r0", "down"])
+        .expect("link down");
+    wait_for(&d, "rs2 removed (ping)", 10, |l| {
+        !l.contains("198.19.0.4:8080")
     });
     let mut servers = servers.into_iter();
     let rs0 = servers.next().unwrap();

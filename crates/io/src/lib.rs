@@ -45,6 +45,7 @@ use std::io;
 use std::str::FromStr;
 
 pub mod creds;
+pub mod icmp;
 pub mod link;
 pub mod neigh;
 mod netlink;
