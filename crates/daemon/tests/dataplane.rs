@@ -1204,3 +1204,113 @@ fn operator_drain_waits_for_connections_then_removes() {
     assert!(!list.contains("198.19.0.3"), "{list}");
     assert!(list.contains("198.19.0.2"), "{list}");
 }
+
+/// Stream `size` bytes of a known pattern from `ns` to the first client that connects.
+fn serve_bulk(ns: &NetNs, port: u16, size: usize, pace: Duration) -> std::thread::JoinHandle<()> {
+    let listener = ns
+        .run(|| TcpListener::bind(("0.0.0.0", port)))
+        .expect("ns")
+        .expect("bind");
+    std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().expect("accept");
+        let chunk: Vec<u8> = (0..65536u32).map(|i| (i % 251) as u8).collect();
+        let mut sent = 0;
+        while sent < size {
+            if s.write_all(&chunk).is_err() {
+                return;
+            }
+            sent += chunk.len();
+            std::thread::sleep(pace);
+        }
+    })
+}
+
+/// Download from `addr` in the client namespace; returns (bytes, corrupted bytes).
+fn download(client: &NetNs, addr: SocketAddr, size: usize) -> (usize, usize) {
+    client
+        .run(move || {
+            let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+            s.set_read_timeout(Some(Duration::from_secs(10)))?;
+            let mut buf = vec![0u8; 65536];
+            let (mut got, mut bad) = (0usize, 0usize);
+            let start = Instant::now();
+            while got < size && start.elapsed() < Duration::from_secs(60) {
+                let n = s.read(&mut buf)?;
+                if n == 0 {
+                    break;
+                }
+                for (i, b) in buf[..n].iter().enumerate() {
+                    if *b != (((got + i) % 65536) % 251) as u8 {
+                        bad += 1;
+                    }
+                }
+                got += n;
+            }
+            Ok::<_, std::io::Error>((got, bad))
+        })
+        .expect("ns")
+        .expect("download")
+}
+
+#[test]
+fn reload_with_one_changed_service_leaves_a_download_on_another_running() {
+    if let Some(why) = skip_reason() {
+        eprintln!("skipped: {why}");
+        return;
+    }
+    const SIZE: usize = 16 << 20;
+    let lab = Lab::new(Method::Nat, 2);
+    let dir = std::env::temp_dir().join(format!("rvs-kreload-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("tmp");
+    let conf = dir.join("keepalived.conf");
+    let svc = |port: u16, algo: &str, rs: &str| {
+        format!(
+            "virtual_server {VIP} {port} {{\n    lb_algo {algo}\n    lb_kind NAT\n    protocol TCP\n    real_server {rs} {port} {{\n        weight 1\n    }}\n}}\n"
+        )
+    };
+    std::fs::write(
+        &conf,
+        svc(PORT, "rr", "198.19.0.2") + &svc(9090, "rr", "198.19.0.3"),
+    )
+    .expect("write");
+    let d = Rvsd::start_with(
+        &lab.director,
+        &["d0", "br1"],
+        &["--config", conf.to_str().unwrap()],
+    );
+    wait_for(&d, "both services", 10, |l| {
+        l.contains(":9090 rr") && l.contains(":8080 rr")
+    });
+    // paced at about 64 KiB per 5 ms, so the download lasts well past the reload
+    let server = serve_bulk(&lab.servers[0], PORT, SIZE, Duration::from_millis(5));
+    let started = Instant::now();
+    let (got, bad, reloaded_at, finished_at) = std::thread::scope(|sc| {
+        let dl = sc.spawn(|| {
+            let r = download(&lab.client, vip4(), SIZE);
+            (r, started.elapsed())
+        });
+        std::thread::sleep(Duration::from_millis(300));
+        // change only the other service, then reload
+        std::fs::write(
+            &conf,
+            svc(PORT, "rr", "198.19.0.2") + &svc(9090, "wlc", "198.19.0.3"),
+        )
+        .expect("write");
+        rvs_io::signal::reload(d.child.id()).expect("SIGHUP");
+        wait_for(&d, "the changed service", 10, |l| l.contains(":9090 wlc"));
+        let reloaded_at = started.elapsed();
+        let ((got, bad), finished_at) = dl.join().expect("download thread");
+        (got, bad, reloaded_at, finished_at)
+    });
+    server.join().expect("server");
+    assert_eq!(
+        (got, bad),
+        (SIZE, 0),
+        "the download on the unchanged service went on"
+    );
+    assert!(
+        finished_at > reloaded_at,
+        "the reload happened during the download ({reloaded_at:?} < {finished_at:?})"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
