@@ -1314,3 +1314,42 @@ fn reload_with_one_changed_service_leaves_a_download_on_another_running() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn quorum_loss_switches_to_the_sorry_server() {
+    if let Some(why) = skip_reason() {
+        eprintln!("skipped: {why}");
+        return;
+    }
+    let lab = Lab::new(Method::Nat, 2);
+    let dir = std::env::temp_dir().join(format!("rvs-ksorry-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("tmp");
+    let conf = dir.join("keepalived.conf");
+    let text = format!(
+        "virtual_server {VIP} {PORT} {{\n    delay_loop 1\n    lb_algo rr\n    lb_kind NAT\n    protocol TCP\n    quorum 1\n    sorry_server 198.19.0.3 {PORT}\n\
+         real_server 198.19.0.2 {PORT} {{\n        weight 1\n        TCP_CHECK {{\n            connect_timeout 1\n            retry 1\n            delay_before_retry 1\n        }}\n    }}\n}}\n"
+    );
+    std::fs::write(&conf, text).expect("write");
+    let rs0 = Switchable::start(&lab.servers[0], "rs0");
+    let _sorry = Switchable::start(&lab.servers[1], "sorry");
+    let d = Rvsd::start_with(
+        &lab.director,
+        &["d0", "br1"],
+        &["--config", conf.to_str().unwrap()],
+    );
+    wait_for(&d, "rs0 up", 10, |l| l.contains("198.19.0.2:8080"));
+    assert_eq!(who_raw(&lab.client), "rs0:");
+    rs0.stop();
+    let list = wait_for(&d, "the sorry server", 10, |l| {
+        l.contains("198.19.0.3:8080") && !l.contains("198.19.0.2:8080")
+    });
+    assert!(list.contains("198.19.0.3:8080"), "{list}");
+    assert_eq!(who_raw(&lab.client), "sorry:");
+    // rs0 back: quorum regained, the sorry server leaves
+    let _rs0 = Switchable::start(&lab.servers[0], "rs0");
+    wait_for(&d, "quorum back", 10, |l| {
+        l.contains("198.19.0.2:8080") && !l.contains("198.19.0.3:8080")
+    });
+    assert_eq!(who_raw(&lab.client), "rs0:");
+    let _ = std::fs::remove_dir_all(&dir);
+}
