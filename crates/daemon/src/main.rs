@@ -244,13 +244,15 @@ fn run(args: Args) -> anyhow::Result<()> {
     }
 }
 
-/// Do one piece of engine work; true when it changed the service table.
+/// Do one piece of engine work.
+/// Host-side rules (nftables, XDP steering) follow a change before its answer leaves, so
+/// that a finished `rvsadm -a` is in force on the wire.
 fn run_job(
     engine: &mut engine::Engine,
     job: server::Job,
-    dp: Option<&dataplane::DataPlane>,
+    mut dp: Option<&mut dataplane::DataPlane>,
     health: Option<&health::Health>,
-) -> bool {
+) {
     match job {
         server::Job::Api {
             req,
@@ -259,18 +261,25 @@ fn run_job(
         } => {
             let mutation = req.is_mutation();
             let resp = engine.handle(req, may_admin);
+            if mutation
+                && let Some(dp) = dp.as_deref_mut()
+                && let Err(e) = dp.sync(&mut engine.lb)
+            {
+                tracing::error!(error = %format!("{e:#}"), "cannot apply host-side rules");
+            }
             let _ = reply.send(resp);
-            mutation
         }
         server::Job::Metrics { reply } => {
             let now = engine.clock.now();
-            let mut text =
-                metrics::render(&engine.lb, now, dp.map(|d| (d.counters, d.backend_name())));
+            let mut text = metrics::render(
+                &engine.lb,
+                now,
+                dp.as_deref().map(|d| (d.counters, d.backend_name())),
+            );
             if let Some(h) = health {
                 text.push_str(&h.metrics());
             }
             let _ = reply.send(text);
-            false
         }
     }
 }
@@ -346,19 +355,14 @@ fn forwarding_loop(
         if (idle_rounds > 0 || rounds.is_multiple_of(1024)) && stop_requested(signals, health) {
             return Ok(());
         }
-        let mut changed = false;
         loop {
             match rx.try_recv() {
-                Ok(job) => {
-                    changed |= run_job(engine, job, Some(&*dp), health);
-                }
+                Ok(job) => run_job(engine, job, Some(&mut *dp), health),
                 Err(mpsc::TryRecvError::Empty) => break,
                 Err(mpsc::TryRecvError::Disconnected) => anyhow::bail!("control thread stopped"),
             }
         }
-        if let Some(h) = health {
-            changed |= h.apply_actions(engine);
-        }
+        let changed = health.is_some_and(|h| h.apply_actions(engine));
         if changed && let Err(e) = dp.sync(&mut engine.lb) {
             tracing::error!(error = %format!("{e:#}"), "cannot apply host-side rules");
         }
