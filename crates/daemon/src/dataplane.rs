@@ -13,7 +13,7 @@ use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use rvs_core::{Action, Balancer, FrameBuf, RxMeta, ServiceKey};
+use rvs_core::{Action, BATCH, Balancer, FrameBuf, RxMeta, ServiceKey};
 use rvs_io::MacAddr;
 use rvs_io::neigh::{NeighCache, Route, RouteKind, route_get};
 use rvs_io::nfqueue::{FwmarkQueue, NfQueue, QueuedPacket, Verdict};
@@ -390,32 +390,54 @@ impl DataPlane {
                 received += self.poll_queue(lb, now_core, now)?;
                 continue;
             }
-            // (frame, truncated, for another station, checksum not filled in)
-            let mut frames: Vec<(Vec<u8>, bool, bool, bool)> = Vec::new();
+            // frames copied into buffers with headroom, ready for the core
+            let mut batch: Vec<(Vec<u8>, usize, usize)> = Vec::new();
             let mut spare = std::mem::take(&mut self.spare);
-            self.socks[i].recv_batch(|frame, info| {
-                let truncated = (info.wire_len as usize) > frame.len();
-                let other = info.pkt_type == PACKET_OTHERHOST;
+            let counters = &mut self.counters;
+            let n = self.socks[i].recv_batch(|frame, info| {
+                counters.rx += 1;
+                if (info.wire_len as usize) > frame.len() {
+                    // larger than the ring slot: GRO/GSO super-frames (turn GRO off)
+                    counters.truncated += 1;
+                    return;
+                }
+                if info.pkt_type == PACKET_OTHERHOST {
+                    return;
+                }
                 let mut b = spare.pop().unwrap_or_default();
-                b.clear();
-                b.extend_from_slice(frame);
-                frames.push((b, truncated, other, info.csum_not_ready));
+                let (off, len) = copy_with_headroom(frame, &mut b, TAILROOM);
+                if info.csum_not_ready {
+                    crate::csum::complete_l4_checksum(&mut b[off..off + len]);
+                }
+                batch.push((b, off, len));
             })?;
             self.spare = spare;
-            for (frame, truncated, other, csum_partial) in frames {
-                received += 1;
-                self.counters.rx += 1;
-                if truncated {
-                    // larger than the ring slot: GRO/GSO super-frames (turn GRO off)
-                    self.counters.truncated += 1;
-                } else if !other {
-                    let meta = RxMeta {
-                        marks_unknown,
-                        ..RxMeta::default()
-                    };
-                    self.handle(lb, now_core, now, i, &frame, csum_partial, meta);
+            received += n;
+            let meta = RxMeta {
+                marks_unknown,
+                ..RxMeta::default()
+            };
+            let metas = [meta; BATCH];
+            let mut actions = [Action::Pass; BATCH];
+            for chunk in batch.chunks_mut(BATCH) {
+                let k = chunk.len();
+                {
+                    let mut fbs: Vec<FrameBuf<'_>> = chunk
+                        .iter_mut()
+                        .map(|(b, off, len)| FrameBuf {
+                            buf: b.as_mut_slice(),
+                            offset: *off,
+                            len: *len,
+                        })
+                        .collect();
+                    lb.process_batch(now_core, &metas[..k], &mut fbs, &mut actions[..k]);
                 }
-                self.spare.push(frame);
+                for ((b, _, _), a) in chunk.iter().zip(&actions[..k]) {
+                    self.act(now, i, *a, b);
+                }
+            }
+            for (b, _, _) in batch {
+                self.spare.push(b);
             }
         }
         self.retry_pending(now);
@@ -494,36 +516,14 @@ impl DataPlane {
         verdict
     }
 
-    #[expect(
-        clippy::too_many_arguments,
-        reason = "one frame's whole context, on the hot path"
-    )]
-    fn handle(
-        &mut self,
-        lb: &mut Balancer,
-        now_core: rvs_core::time::Instant,
-        now: Instant,
-        ingress: usize,
-        frame: &[u8],
-        csum_partial: bool,
-        meta: RxMeta,
-    ) {
-        let mut rx = std::mem::take(&mut self.rxbuf);
-        let (off, len) = copy_with_headroom(frame, &mut rx, TAILROOM);
-        if csum_partial {
-            crate::csum::complete_l4_checksum(&mut rx[off..off + len]);
-        }
-        let mut fb = FrameBuf {
-            buf: &mut rx,
-            offset: off,
-            len,
-        };
-        match lb.process(now_core, meta, &mut fb) {
+    /// Carry out the core's decision about one frame held in `buf`.
+    fn act(&mut self, now: Instant, ingress: usize, action: Action, buf: &[u8]) {
+        match action {
             Action::Forward(e) => match self.hop(e.next_hop, now) {
                 Some(hop) => {
                     let mut b = self.take_buf();
                     b.clear();
-                    b.extend_from_slice(&rx[e.offset..e.offset + e.len]);
+                    b.extend_from_slice(&buf[e.offset..e.offset + e.len]);
                     self.emit(now, hop, b);
                 }
                 None => {
@@ -538,7 +538,7 @@ impl DataPlane {
                 // back out of the interface it came in on; the core swapped the MACs
                 let mut b = self.take_buf();
                 b.clear();
-                b.extend_from_slice(&rx[e.offset..e.offset + e.len]);
+                b.extend_from_slice(&buf[e.offset..e.offset + e.len]);
                 if b.len() >= 12 {
                     b[6..12].copy_from_slice(&self.meta[ingress].mac.0);
                 }
@@ -549,7 +549,6 @@ impl DataPlane {
             }
             Action::Pass | Action::Drop(_) => {}
         }
-        self.rxbuf = rx;
     }
 
     /// Address the frame to the next hop's MAC, or park it until that is known.
