@@ -514,8 +514,8 @@ pub struct Check {
     pub alpha: bool,
     /// Connection options (not used by `MISC_CHECK`).
     pub conn: ConnOpts,
-    /// Whether this crate runs it (false for `SMTP_CHECK`, `FILE_CHECK`, `BFD_CHECK`,
-    /// `SSL_GET` without a TLS stack; a notice says so at load).
+    /// Whether this crate runs it (false for `SMTP_CHECK`, `FILE_CHECK`, `BFD_CHECK`; a
+    /// notice says so at load).
     pub enabled: bool,
 }
 

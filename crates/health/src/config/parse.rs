@@ -1088,7 +1088,11 @@ fn checker(
                 ignored(c, notices, "fast_recovery has no effect in rvs");
             }
             ("SSL_GET", "enable_sni" | "sni_name" | "tls_compliant") => {
-                ignored(c, notices, "TLS options: SSL_GET is not implemented in rvs");
+                ignored(
+                    c,
+                    notices,
+                    "SSL_GET always sends SNI (the virtual host) and does not verify certificates",
+                );
             }
             ("UDP_CHECK", "payload") => udp.payload = hex_bytes(c, c.one("hex bytes")?, 65_507)?,
             ("UDP_CHECK", "require_reply") => {

@@ -2,7 +2,9 @@
 
 use core::net::SocketAddr;
 use std::io::{Read, Write};
-use std::time::Instant;
+use std::net::TcpStream;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use super::md5::{Md5, hex};
 use super::{ProbeError, io_err, left, tcp};
@@ -15,6 +17,7 @@ pub const MAX_BODY_BYTES: usize = 1 << 20;
 
 pub(crate) fn check(
     dst: SocketAddr,
+    tls: bool,
     host: &str,
     urls: &[Url],
     version: HttpVersion,
@@ -23,6 +26,7 @@ pub(crate) fn check(
     for u in urls {
         get(
             dst,
+            tls,
             u.virtualhost.as_deref().unwrap_or(host),
             u,
             version,
@@ -30,6 +34,105 @@ pub(crate) fn check(
         )?;
     }
     Ok(())
+}
+
+/// A connected stream whose read and write timeouts can be set (TCP, or TLS over TCP).
+trait Stream: Read + Write {
+    fn set_timeouts(&mut self, d: Duration) -> std::io::Result<()>;
+}
+
+impl Stream for TcpStream {
+    fn set_timeouts(&mut self, d: Duration) -> std::io::Result<()> {
+        self.set_read_timeout(Some(d))?;
+        self.set_write_timeout(Some(d))
+    }
+}
+
+impl Stream for rustls::StreamOwned<rustls::ClientConnection, TcpStream> {
+    fn set_timeouts(&mut self, d: Duration) -> std::io::Result<()> {
+        self.sock.set_read_timeout(Some(d))?;
+        self.sock.set_write_timeout(Some(d))
+    }
+}
+
+/// SSL_GET does not verify the server's certificate (keepalived does not either: the check
+/// is about the service answering, not about its identity); signatures of the handshake
+/// are still checked by the TLS library's algorithms.
+#[derive(Debug)]
+struct AcceptAnyCert(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AcceptAnyCert {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &rustls::pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+fn tls_config() -> Result<Arc<rustls::ClientConfig>, ProbeError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let cfg = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| ProbeError::Io(std::io::Error::other(e)))?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AcceptAnyCert(provider)))
+        .with_no_client_auth();
+    Ok(Arc::new(cfg))
+}
+
+/// Connect, with TLS for SSL_GET (SNI = the virtual host when it is a DNS name).
+fn connect(
+    dst: SocketAddr,
+    tls: bool,
+    host: &str,
+    deadline: Instant,
+) -> Result<Box<dyn Stream>, ProbeError> {
+    let s = tcp(dst, deadline)?;
+    if !tls {
+        return Ok(Box::new(s));
+    }
+    let name = rustls::pki_types::ServerName::try_from(host.to_owned())
+        .unwrap_or_else(|_| rustls::pki_types::ServerName::from(dst.ip()));
+    let conn = rustls::ClientConnection::new(tls_config()?, name)
+        .map_err(|e| ProbeError::Io(std::io::Error::other(e)))?;
+    Ok(Box::new(rustls::StreamOwned::new(conn, s)))
 }
 
 /// Parse a status line: exactly `HTTP/D.D NNN`, then the end or a space and a
@@ -65,13 +168,14 @@ fn header_value<'a>(headers: &'a [u8], name: &str) -> Option<&'a str> {
 
 fn get(
     dst: SocketAddr,
+    tls: bool,
     host: &str,
     url: &Url,
     version: HttpVersion,
     deadline: Instant,
 ) -> Result<(), ProbeError> {
     let total = deadline.saturating_duration_since(Instant::now());
-    let mut s = tcp(dst, deadline)?;
+    let mut s = connect(dst, tls, host, deadline)?;
     let v = match version {
         HttpVersion::Http11 => "1.1",
         HttpVersion::Http10 | HttpVersion::Http10Close => "1.0",
@@ -80,7 +184,7 @@ fn get(
         "GET {} HTTP/{v}\r\nUser-Agent: rvs-health\r\nHost: {host}\r\nConnection: close\r\n\r\n",
         url.path
     );
-    s.set_write_timeout(Some(left(deadline, total)?))
+    s.set_timeouts(left(deadline, total)?)
         .map_err(ProbeError::Io)?;
     s.write_all(req.as_bytes()).map_err(|e| io_err(e, total))?;
 
@@ -88,7 +192,7 @@ fn get(
     let mut chunk = [0u8; 8192];
     let body_start;
     loop {
-        s.set_read_timeout(Some(left(deadline, total)?))
+        s.set_timeouts(left(deadline, total)?)
             .map_err(ProbeError::Io)?;
         let n = s.read(&mut chunk).map_err(|e| io_err(e, total))?;
         if n == 0 {
@@ -146,7 +250,7 @@ fn get(
         if got > MAX_BODY_BYTES {
             return Err(ProbeError::BodyTooLarge(MAX_BODY_BYTES));
         }
-        s.set_read_timeout(Some(left(deadline, total)?))
+        s.set_timeouts(left(deadline, total)?)
             .map_err(ProbeError::Io)?;
         let n = s.read(&mut chunk).map_err(|e| io_err(e, total))?;
         if n == 0 {

@@ -17,8 +17,10 @@
 //! * DNS: a query for `type`/`name` with a random id; any well-formed reply with the
 //!   same id passes (RFC 1035 4.1);
 //! * MISC: run the program (no shell) with a timeout; killed when it expires;
-//! * PING and SSL_GET: not implemented here (an unprivileged ICMP socket and a TLS
-//!   stack are outside std); they report [`ProbeError::NotImplemented`].
+//! * SSL_GET: HTTP_GET over TLS (rustls, ring provider); SNI is the virtual host, the
+//!   certificate is not verified (as in keepalived: the check is about the answer);
+//! * PING: not implemented here (raw ICMP needs libc, which lives in rvs-io; rvsd's prober
+//!   adds it); reports [`ProbeError::NotImplemented`].
 //!
 //! [`run`] dispatches a [`ProbeSpec`]; [`Prober`] lets a caller (rvsd) replace or
 //! extend the implementation, e.g. with a PING probe from rvs-io.
@@ -55,7 +57,7 @@ pub enum ProbeKind {
         /// Where to connect.
         dst: SocketAddr,
     },
-    /// HTTP GET of each URL (`tls` = SSL_GET, not implemented here).
+    /// HTTP GET of each URL (`tls` = SSL_GET).
     Http {
         /// Where to connect.
         dst: SocketAddr,
@@ -227,18 +229,13 @@ pub trait Prober: Send + Sync {
     fn probe(&self, spec: &ProbeSpec) -> Outcome;
 }
 
-/// The std-only prober: everything but PING and SSL_GET.
+/// The std-only prober (TLS by rustls): everything but PING.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct StdProber;
 
 impl Prober for StdProber {
     fn supports(&self, kind: &ProbeKind) -> bool {
-        !matches!(
-            kind,
-            ProbeKind::Ping { .. }
-                | ProbeKind::Http { tls: true, .. }
-                | ProbeKind::Unsupported { .. }
-        )
+        !matches!(kind, ProbeKind::Ping { .. } | ProbeKind::Unsupported { .. })
     }
 
     fn probe(&self, spec: &ProbeSpec) -> Outcome {
@@ -253,11 +250,11 @@ pub fn run(spec: &ProbeSpec) -> Outcome {
         ProbeKind::Tcp { dst } => tcp(*dst, deadline).map(|_| Outcome::Pass),
         ProbeKind::Http {
             dst,
-            tls: false,
+            tls,
             host,
             urls,
             version,
-        } => http::check(*dst, host, urls, *version, deadline).map(|()| Outcome::Pass),
+        } => http::check(*dst, *tls, host, urls, *version, deadline).map(|()| Outcome::Pass),
         ProbeKind::Udp { dst, bind, check } => {
             udp::check(*dst, *bind, check, deadline).map(|()| Outcome::Pass)
         }
@@ -273,11 +270,8 @@ pub fn run(spec: &ProbeSpec) -> Outcome {
             dynamic,
             script_security,
         } => misc::run(argv, user.as_deref(), *dynamic, *script_security, deadline),
-        ProbeKind::Http { tls: true, .. } => Err(ProbeError::NotImplemented(
-            "SSL_GET (no TLS stack in this build)".to_owned(),
-        )),
         ProbeKind::Ping { .. } => Err(ProbeError::NotImplemented(
-            "PING_CHECK (an ICMP datagram socket needs libc, which lives in rvs-io)".to_owned(),
+            "PING_CHECK (raw ICMP lives in rvs-io; rvsd's prober provides it)".to_owned(),
         )),
         ProbeKind::Unsupported { name } => Err(ProbeError::NotImplemented(name.clone())),
     };

@@ -582,3 +582,86 @@ fn notify_scripts_run_without_a_shell() {
         Outcome::Fail(ProbeError::Spawn { .. })
     ));
 }
+
+/// A TLS server on loopback with a fresh self-signed certificate (rcgen), answering one
+/// request with `resp`; returns its address and the SNI it saw.
+fn tls_respond(resp: Vec<u8>) -> (SocketAddr, std::sync::mpsc::Receiver<Option<String>>) {
+    use std::sync::Arc;
+    let cert =
+        rcgen::generate_simple_self_signed(vec!["rs.example.com".to_owned()]).expect("certificate");
+    let der = rustls::pki_types::CertificateDer::from(cert.cert.der().to_vec());
+    let key =
+        rustls::pki_types::PrivateKeyDer::try_from(cert.key_pair.serialize_der()).expect("key");
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let cfg = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_no_client_auth()
+        .with_single_cert(vec![der], key)
+        .expect("server config");
+    let cfg = Arc::new(cfg);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let addr = serve_once(move |s| {
+        let conn = rustls::ServerConnection::new(cfg).expect("server connection");
+        let mut tls = rustls::StreamOwned::new(conn, s);
+        let mut buf = Vec::new();
+        let mut b = [0u8; 1024];
+        while !buf.windows(4).any(|w| w == b"\r\n\r\n") && buf.len() < 16384 {
+            match tls.read(&mut b) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => buf.extend_from_slice(&b[..n]),
+            }
+        }
+        let _ = tx.send(tls.conn.server_name().map(str::to_owned));
+        let _ = tls.write_all(&resp);
+        tls.conn.send_close_notify();
+        let _ = tls.flush();
+    });
+    (addr, rx)
+}
+
+#[test]
+fn ssl_get_checks_status_and_digest_over_tls() {
+    for (resp, want_pass) in [
+        (ok_200(b"hello over tls"), true),
+        (
+            b"HTTP/1.1 503 Busy\r\nContent-Length: 0\r\n\r\n".to_vec(),
+            false,
+        ),
+    ] {
+        let (dst, sni) = tls_respond(resp);
+        let spec = ProbeSpec {
+            kind: ProbeKind::Http {
+                dst,
+                tls: true,
+                host: "rs.example.com".to_owned(),
+                urls: vec![url("/", &[(200, 299)], Some(b"hello over tls"))],
+                version: HttpVersion::Http10,
+            },
+            timeout: Duration::from_secs(3),
+        };
+        let t = Instant::now();
+        let o = run(&spec);
+        assert!(t.elapsed() < Duration::from_secs(3) + SLACK);
+        assert_eq!(o.passed(), want_pass, "{o:?}");
+        assert_eq!(
+            sni.recv_timeout(Duration::from_secs(3))
+                .expect("server saw the handshake"),
+            Some("rs.example.com".to_owned()),
+            "SNI carries the virtual host"
+        );
+    }
+    // a plain-text server does not pass SSL_GET
+    let dst = respond(ok_200(b"x"));
+    let spec = ProbeSpec {
+        kind: ProbeKind::Http {
+            dst,
+            tls: true,
+            host: "rs.example.com".to_owned(),
+            urls: vec![url("/", &[(200, 299)], None)],
+            version: HttpVersion::Http10,
+        },
+        timeout: Duration::from_secs(2),
+    };
+    assert!(!run(&spec).passed());
+}
