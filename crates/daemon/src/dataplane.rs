@@ -136,6 +136,10 @@ pub(crate) struct DpCounters {
     pub(crate) no_neighbour: u64,
     pub(crate) pending_expired: u64,
     pub(crate) tx_errors: u64,
+    /// Loop time spent in rounds that received frames (the core's load).
+    pub(crate) busy_ns: u64,
+    /// Loop time spent in rounds that received nothing (spinning or waiting).
+    pub(crate) idle_ns: u64,
 }
 
 struct IfMeta {

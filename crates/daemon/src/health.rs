@@ -17,9 +17,31 @@ use rvs_api as api;
 use rvs_health::probe::{Outcome, ProbeError, ProbeKind, ProbeSpec, Prober, StdProber};
 use rvs_health::{Action, Checker, CheckerOptions, Model};
 
+/// Per-target probe statistics for the metrics endpoint.
+#[derive(Clone, Copy, Debug, Default)]
+struct ProbeStats {
+    last_seconds: f64,
+    total: u64,
+    failed: u64,
+}
+
+type ProbeLog =
+    std::sync::Arc<std::sync::Mutex<std::collections::BTreeMap<(String, String), ProbeStats>>>;
+
 /// Everything rvs-health probes with the standard library, plus PING_CHECK through a raw
-/// ICMP socket from rvs-io.
-struct RvsProber;
+/// ICMP socket from rvs-io; records each probe's duration and result.
+struct RvsProber {
+    log: ProbeLog,
+}
+
+fn target(kind: &ProbeKind) -> String {
+    match kind {
+        ProbeKind::Tcp { dst } | ProbeKind::Http { dst, .. } => dst.to_string(),
+        ProbeKind::Ping { dst } => dst.to_string(),
+        ProbeKind::Udp { dst, .. } | ProbeKind::Dns { dst, .. } => dst.to_string(),
+        _ => String::new(),
+    }
+}
 
 impl Prober for RvsProber {
     fn supports(&self, kind: &ProbeKind) -> bool {
@@ -27,6 +49,21 @@ impl Prober for RvsProber {
     }
 
     fn probe(&self, spec: &ProbeSpec) -> Outcome {
+        let start = std::time::Instant::now();
+        let out = self.probe_inner(spec);
+        let key = (spec.kind.name().to_owned(), target(&spec.kind));
+        if let Ok(mut log) = self.log.lock() {
+            let e = log.entry(key).or_default();
+            e.last_seconds = start.elapsed().as_secs_f64();
+            e.total += 1;
+            e.failed += u64::from(!out.passed());
+        }
+        out
+    }
+}
+
+impl RvsProber {
+    fn probe_inner(&self, spec: &ProbeSpec) -> Outcome {
         match &spec.kind {
             ProbeKind::Ping { dst } => match rvs_io::icmp::ping(*dst, spec.timeout) {
                 Ok(_) => Outcome::Pass,
@@ -44,6 +81,7 @@ use crate::engine::Engine;
 
 pub(crate) struct Health {
     path: PathBuf,
+    log: ProbeLog,
     checker: Checker,
     opts: CheckerOptions,
 }
@@ -71,8 +109,9 @@ impl Health {
             // declared services come from the file, not from the restored table
             let _ = engine.handle(api::Request::DelService(svc.key), true);
         }
+        let log = ProbeLog::default();
         let opts = CheckerOptions {
-            prober: std::sync::Arc::new(RvsProber),
+            prober: std::sync::Arc::new(RvsProber { log: log.clone() }),
             ..CheckerOptions::default()
         };
         let (checker, notices) = Checker::from_model(&model, opts.clone());
@@ -84,6 +123,7 @@ impl Health {
         );
         Ok(Self {
             path,
+            log,
             checker,
             opts,
         })
@@ -138,8 +178,32 @@ impl Health {
         changed
     }
 
-    /// Health gauges for the metrics endpoint.
+    /// Health gauges and probe statistics for the metrics endpoint.
     pub(crate) fn metrics(&self) -> String {
-        rvs_health::metrics::render_health(&self.checker.status())
+        use std::fmt::Write as _;
+        let mut out = rvs_health::metrics::render_health(&self.checker.status());
+        let log = self.log.lock().map(|l| l.clone()).unwrap_or_default();
+        out.push_str("# HELP rvs_health_probe_duration_seconds Duration of the last probe.\n# TYPE rvs_health_probe_duration_seconds gauge\n");
+        for ((kind, t), st) in &log {
+            let _ = writeln!(
+                out,
+                "rvs_health_probe_duration_seconds{{checker=\"{kind}\",target=\"{t}\"}} {:.6}",
+                st.last_seconds
+            );
+        }
+        out.push_str("# HELP rvs_health_probes_total Probes run, by outcome.\n# TYPE rvs_health_probes_total counter\n");
+        for ((kind, t), st) in &log {
+            let _ = writeln!(
+                out,
+                "rvs_health_probes_total{{checker=\"{kind}\",target=\"{t}\",result=\"pass\"}} {}",
+                st.total - st.failed
+            );
+            let _ = writeln!(
+                out,
+                "rvs_health_probes_total{{checker=\"{kind}\",target=\"{t}\",result=\"fail\"}} {}",
+                st.failed
+            );
+        }
+        out
     }
 }

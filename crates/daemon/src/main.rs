@@ -375,9 +375,18 @@ fn forwarding_loop(
             Duration::from_millis(2)
         };
         let now = engine.clock.now();
-        match dp.poll(&mut engine.lb, now, timeout) {
-            Ok(0) => idle_rounds = idle_rounds.saturating_add(1),
-            Ok(_) => idle_rounds = 0,
+        let round = std::time::Instant::now();
+        let polled = dp.poll(&mut engine.lb, now, timeout);
+        let spent = round.elapsed().as_nanos() as u64;
+        match polled {
+            Ok(0) => {
+                idle_rounds = idle_rounds.saturating_add(1);
+                dp.counters.idle_ns += spent;
+            }
+            Ok(_) => {
+                idle_rounds = 0;
+                dp.counters.busy_ns += spent;
+            }
             Err(e) => {
                 tracing::error!(error = %e, "packet I/O failed");
                 std::thread::sleep(Duration::from_millis(100));

@@ -384,6 +384,18 @@ pub(crate) fn render(
         o.line("rvs_dataplane_frames_total", "direction=\"rx\"", d.rx);
         o.line("rvs_dataplane_frames_total", "direction=\"tx\"", d.tx);
         o.help(
+            "rvs_dataplane_loop_seconds_total",
+            "counter",
+            "Forwarding-loop time in rounds with frames (busy) and without (idle): rate(busy) is the core's load.",
+        );
+        for (state, ns) in [("busy", d.busy_ns), ("idle", d.idle_ns)] {
+            let _ = writeln!(
+                o.0,
+                "rvs_dataplane_loop_seconds_total{{loop=\"0\",state=\"{state}\"}} {:.6}",
+                ns as f64 / 1e9
+            );
+        }
+        o.help(
             "rvs_dataplane_errors_total",
             "counter",
             "Delivery problems, by kind.",

@@ -921,6 +921,7 @@ fn metrics_scraped_over_http_show_the_traffic() {
         .sum();
     assert_eq!(conns, 3, "{text}");
     assert!(text.contains("rvs_dataplane_info{backend=\"af_packet\"} 1"));
+    assert!(text.contains("rvs_dataplane_loop_seconds_total{loop=\"0\",state=\"busy\"}"));
     assert!(text.contains("rvs_drops_total{reason=\"malformed\"} 0"));
 }
 
