@@ -1,0 +1,1185 @@
+#!/usr/bin/env bash
+# Side-by-side benchmark of the rvs director against the kernel and HAProxy.
+#
+#   scripts/bench.sh [--quick] [--modes LIST] [--workloads LIST] [--out DIR] [--no-build]
+#   scripts/bench.sh --report-only [--out DIR]     (rewrite results.md and the plots)
+#
+# As root. Installs what it needs from Debian (netsniff-ng for trafgen, wrk, iperf3,
+# haproxy, nftables, ethtool, clang) and builds rvs in release mode. It then builds a lab
+# of network namespaces: a generator/client, a director pinned to one core, three real
+# servers, and runs the same workloads through each director:
+#
+#   fwd            plain kernel IP forwarding (the client addresses the real servers)
+#   nft            nftables DNAT, `numgen inc mod 3 map {...}` (conntrack)
+#   haproxy        HAProxy 2.6, TCP mode, one thread
+#   rvs-M-B        rvsd, method M in dr tun nat, backend B in afp (AF_PACKET), xdp (AF_XDP)
+#   ceiling        packet-rate reference: the director drops at ingress (nft netdev)
+#
+# Workloads (each bounded in time, RUNS runs, median and min-max reported):
+#   udp    64-byte UDP packets from trafgen, 61,696 flows: forwarded packets/s, offered
+#          packets/s, director CPU time per forwarded packet
+#   conn   new TCP connections/s: wrk, `Connection: close`, HTTP servers on the real servers
+#   lat    request/response round trips over one kept-alive connection: p50/p99
+#   bulk   one TCP stream, iperf3, NAT-like paths (fwd, nft, haproxy, rvs-nat-*)
+#   scale  rvsd holding 1,000,000 connections (VmRSS), 10,000 services via `rvsadm -R`
+#
+# Results: DIR/results.md (with the plots DIR/*.svg) and the raw numbers DIR/raw.tsv
+# (default DIR: docs/bench). Default run ~10-15 min, --quick ~3-4 min. Not part of the tests.
+# Environment: BENCH_DIRECTOR_CPU (1), BENCH_GENERATOR_CPU (0), BENCH_NICE (-20: the nice
+# level of every measured task, so that other jobs on a shared machine disturb less),
+# CARGO_TARGET_DIR.
+#
+# Network rule: traffic only inside the namespaces made here, addresses from
+# 198.18.0.0/15, every load under `timeout`, namespaces deleted on exit.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT="$PWD"
+
+quick=0
+only_modes=""
+only_workloads=""
+out="docs/bench"
+build=1
+report_only=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --quick) quick=1; shift ;;
+    --modes) only_modes="${2:-}"; shift 2 ;;
+    --workloads) only_workloads="${2:-}"; shift 2 ;;
+    --out) out="${2:-}"; shift 2 ;;
+    --no-build) build=0; shift ;;
+    --report-only) report_only=1; shift ;;
+    -h|--help) sed -n '2,31p' "$0"; exit 0 ;;
+    *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
+  esac
+done
+mkdir -p "$out"
+out="$(cd "$out" && pwd)"
+RAW="$out/raw.tsv"
+META="$out/meta.txt"
+
+# ------------------------------------------------------------------ report (Python, stdlib)
+report() {
+  python3 - "$RAW" "$META" "$out" <<'PY'
+import math, os, statistics, sys, html
+raw, metaf, out = sys.argv[1:4]
+meta = {}
+for line in open(metaf):
+    if "=" in line:
+        k, v = line.rstrip("\n").split("=", 1)
+        meta[k] = v
+vals, skips = {}, {}
+for line in open(raw):
+    f = line.rstrip("\n").split("\t")
+    if not f or f[0] == "workload":
+        continue
+    if f[1] == "skip":
+        skips[(f[0], f[2])] = f[3]
+        continue
+    w, mode, run, metric, value = f[:5]
+    try:
+        vals.setdefault((w, mode, metric), []).append(float(value))
+    except ValueError:
+        pass
+
+def med(w, mode, metric):
+    v = vals.get((w, mode, metric))
+    return statistics.median(v) if v else None
+
+def rng(w, mode, metric):
+    v = vals.get((w, mode, metric))
+    return (min(v), max(v)) if v else None
+
+RVS = ["rvs-dr-afp", "rvs-tun-afp", "rvs-nat-afp", "rvs-dr-xdp", "rvs-tun-xdp", "rvs-nat-xdp"]
+LABEL = {
+    "ceiling": "generator ceiling (director drops at ingress)",
+    "direct": "direct: client to real server, no director",
+    "fwd": "kernel IP forwarding",
+    "nft": "nftables DNAT (numgen, conntrack)",
+    "haproxy": "HAProxy 2.6, TCP mode, 1 thread",
+    "rvs-dr-afp": "rvs DR, AF_PACKET", "rvs-tun-afp": "rvs TUN (IPIP), AF_PACKET",
+    "rvs-nat-afp": "rvs NAT, AF_PACKET", "rvs-dr-xdp": "rvs DR, AF_XDP",
+    "rvs-tun-xdp": "rvs TUN (IPIP), AF_XDP", "rvs-nat-xdp": "rvs NAT, AF_XDP",
+}
+
+def fmt(x, unit="", nd=None):
+    if x is None:
+        return "n/a"
+    if nd is None:
+        nd = 0 if abs(x) >= 100 else (1 if abs(x) >= 10 else 2)
+    return f"{x:,.{nd}f}{unit}"
+
+def cell(w, mode, metric, scale=1.0, nd=None):
+    m = med(w, mode, metric)
+    if m is None:
+        why = skips.get((w, mode)) or skips.get(("all", mode))
+        return "skipped: " + why if why else "n/a"
+    lo, hi = rng(w, mode, metric)
+    if len(vals[(w, mode, metric)]) == 1:
+        return fmt(m * scale, nd=nd)
+    return f"{fmt(m*scale, nd=nd)} ({fmt(lo*scale, nd=nd)}-{fmt(hi*scale, nd=nd)})"
+
+def ratio(a, b):
+    return None if a is None or b is None or b == 0 else a / b
+
+def rfmt(r):
+    return "n/a" if r is None else f"{r:.2f}x"
+
+def added(mode, q="p99_us"):
+    v, d = med("lat", mode, q), med("lat", "direct", q)
+    return None if v is None or d is None else v - d
+
+L = []
+L.append("# rvs side-by-side benchmark: results")
+L.append("")
+L.append(f"Measured {meta.get('date','?')} by `scripts/bench.sh{' --quick' if meta.get('quick')=='1' else ''}` "
+         f"(rvs `{meta.get('commit','?')}`). How to run it, the lab, and what each number means: "
+         "[README.md](README.md). Raw numbers: [raw.tsv](raw.tsv).")
+L.append("")
+L.append("| Machine | |")
+L.append("|---|---|")
+for k, name in [("kernel", "Kernel"), ("cpu", "CPU model"), ("cpus", "CPUs"), ("cores", "Cores"),
+                ("load_start", "Load average at start / end"), ("tools", "Tools"),
+                ("runs", "Runs")]:
+    v = meta.get(k, "?")
+    if k == "load_start":
+        v = f"{v} / {meta.get('load_end','?')} (a shared 2-CPU VM: other engineers' jobs ran during the measurements, see *other CPU* below)"
+    L.append(f"| {name} | {v} |")
+L.append("")
+
+fwd = med("udp", "fwd", "pps")
+ceil = med("udp", "ceiling", "pps")
+cpu_fwd = med("udp", "fwd", "cpu_ns_per_pkt")
+cpu_fwd_fix = med("udp_fixed", "fwd", "cpu_ns_per_pkt")
+L.append("## Headline ratios (medians)")
+L.append("")
+L.append("| Ratio | AF_PACKET | AF_XDP |")
+L.append("|---|---|---|")
+for m in ["dr", "tun"]:
+    a, x = med("udp", f"rvs-{m}-afp", "pps"), med("udp", f"rvs-{m}-xdp", "pps")
+    L.append(f"| rvs {m.upper()} 64-byte packet rate / kernel forwarding | {rfmt(ratio(a, fwd))} | {rfmt(ratio(x, fwd))} |")
+    L.append(f"| rvs {m.upper()} 64-byte packet rate / generator ceiling | {rfmt(ratio(a, ceil))} | {rfmt(ratio(x, ceil))} |")
+for m in ["dr", "tun", "nat"]:
+    a, x = med("udp", f"rvs-{m}-afp", "cpu_ns_per_pkt"), med("udp", f"rvs-{m}-xdp", "cpu_ns_per_pkt")
+    L.append(f"| rvs {m.upper()} director CPU per forwarded packet / kernel forwarding, full load | {rfmt(ratio(a, cpu_fwd))} | {rfmt(ratio(x, cpu_fwd))} |")
+for m in ["dr", "nat"]:
+    a, x = med("udp_fixed", f"rvs-{m}-afp", "cpu_ns_per_pkt"), med("udp_fixed", f"rvs-{m}-xdp", "cpu_ns_per_pkt")
+    L.append(f"| rvs {m.upper()} director CPU per forwarded packet / kernel forwarding, {meta.get('fixed_rate','fixed rate')} | {rfmt(ratio(a, cpu_fwd_fix))} | {rfmt(ratio(x, cpu_fwd_fix))} |")
+na, nx = med("conn", "rvs-nat-afp", "cps"), med("conn", "rvs-nat-xdp", "cps")
+L.append(f"| rvs NAT new connections/s / nftables DNAT | {rfmt(ratio(na, med('conn','nft','cps')))} | {rfmt(ratio(nx, med('conn','nft','cps')))} |")
+L.append(f"| rvs NAT new connections/s / kernel forwarding | {rfmt(ratio(na, med('conn','fwd','cps')))} | {rfmt(ratio(nx, med('conn','fwd','cps')))} |")
+ca, cx = med("conn", "rvs-nat-afp", "cpu_us_per_conn"), med("conn", "rvs-nat-xdp", "cpu_us_per_conn")
+L.append(f"| rvs NAT director CPU per connection / nftables DNAT | {rfmt(ratio(ca, med('conn','nft','cpu_us_per_conn')))} | {rfmt(ratio(cx, med('conn','nft','cpu_us_per_conn')))} |")
+af = added("fwd")
+for m in ["dr", "tun", "nat"]:
+    a, x = added(f"rvs-{m}-afp"), added(f"rvs-{m}-xdp")
+    L.append(f"| rvs {m.upper()} added p99 latency vs kernel forwarding's ({fmt(af, ' µs', 0)}) | "
+             f"{fmt(a, ' µs', 0)} = {rfmt(ratio(a, af))} | {fmt(x, ' µs', 0)} = {rfmt(ratio(x, af))} |")
+ent = med("scale", "rvs-dr-afp", "entries")
+L.append(f"| rvsd memory holding {fmt(ent, nd=0)} connections (VmRSS growth) | "
+         f"{fmt(med('scale','rvs-dr-afp','rss_delta_mib'), ' MiB', 0)} = {fmt(med('scale','rvs-dr-afp','rss_per_conn_bytes'), ' bytes/connection', 0)} | |")
+L.append("")
+L.append("Rates: above 1.00x rvs is faster. CPU and latency: above 1.00x rvs costs more. "
+         "*Generator ceiling*: what the director absorbed while dropping every packet in an nft "
+         "netdev ingress rule, measured in the same run.")
+L.append("")
+if os.path.exists(os.path.join(out, "analysis.md")):
+    L.append(open(os.path.join(out, "analysis.md")).read().strip())
+    L.append("")
+
+L.append("## 64-byte UDP packets, full load (trafgen flat out, 61,696 flows)")
+L.append("")
+L.append("Median (min-max) of the runs. *Forwarded*: packets/s the director delivered to the "
+         "real servers' links. *Offered*: packets/s trafgen pushed; what the director's 256-frame "
+         "receive ring could not take was dropped there. *CPU/packet*: CPU time of the director's "
+         "tasks (its NAPI threads and the balancer process) per forwarded packet. *Director CPU*: "
+         "the same tasks in % of one core. *Other CPU*: the rest of the director core's busy "
+         "time (/proc/stat): other users' jobs and interrupts.")
+L.append("")
+L.append("| Director | Forwarded (Mpps) | Offered (Mpps) | CPU/packet (ns) | Director CPU (%) | Other CPU (%) |")
+L.append("|---|---|---|---|---|---|")
+for mode in ["ceiling", "fwd", "nft"] + RVS:
+    L.append(f"| {LABEL[mode]} | {cell('udp', mode, 'pps', 1e-6, 3)} | {cell('udp', mode, 'offered_pps', 1e-6, 3)} "
+             f"| {cell('udp', mode, 'cpu_ns_per_pkt', nd=0)} | {cell('udp', mode, 'dir_cpu_pct', nd=0)} | {cell('udp', mode, 'foreign_pct', nd=0)} |")
+L.append(f"| {LABEL['haproxy']} | n/a: a TCP proxy | | | | |")
+L.append("")
+rows = []
+for mode in RVS:
+    rx, err, fw = med("udp", mode, "rvsd_rx_pps"), med("udp", mode, "rvsd_tx_err_pps"), med("udp", mode, "delivered_pps")
+    if rx is not None and fw:
+        rows.append(f"{mode}: rvsd read {fmt(rx/1e3, nd=0)}k of the {fmt(fw/1e3, nd=0)}k frames/s that reached the director ({100*rx/fw:.0f}%), "
+                    f"send errors {fmt(err, nd=0)}/s")
+if rows:
+    L.append("rvsd's own counters (median): " + "; ".join(rows) + ".")
+    L.append("")
+L.append("![64-byte UDP packet rate](udp_rate.svg)")
+L.append("")
+L.append(f"## 64-byte UDP packets at a partial load ({meta.get('fixed_rate','fixed rate')} asked of trafgen)")
+L.append("")
+L.append("trafgen's rate limit sends in bursts; bursts larger than the director's receive ring are "
+         "dropped before the director sees them, for every director alike, so loss is counted "
+         "from what reached the director (*delivered*).")
+L.append("")
+L.append("| Director | Delivered (kpps) | Forwarded (kpps) | Loss (%) | CPU/packet (ns) | Director CPU (%) |")
+L.append("|---|---|---|---|---|---|")
+for mode in ["fwd", "nft"] + RVS:
+    L.append(f"| {LABEL[mode]} | {cell('udp_fixed', mode, 'delivered_pps', 1e-3, 0)} | {cell('udp_fixed', mode, 'pps', 1e-3, 0)} "
+             f"| {cell('udp_fixed', mode, 'loss_pct', nd=1)} | {cell('udp_fixed', mode, 'cpu_ns_per_pkt', nd=0)} | {cell('udp_fixed', mode, 'dir_cpu_pct', nd=0)} |")
+L.append("")
+L.append("## New TCP connections per second (wrk, `Connection: close`)")
+L.append("")
+L.append("wrk: 3 threads, 48 connections, a new connection per request, HAProxy answering `200 OK` "
+         "on the real servers. *CPU/connection*: director task CPU time per request (SYN, request, "
+         "answer and both FINs; in DR and TUN the answers bypass the director). wrk, the three "
+         "servers and their TCP stacks share the generator core, which is the limit for the "
+         "fastest directors: compare CPU/connection too.")
+L.append("")
+L.append("| Director | Connections/s | CPU/connection (µs) | Director CPU (%) | Errors |")
+L.append("|---|---|---|---|---|")
+for mode in ["fwd", "nft", "haproxy"] + RVS:
+    L.append(f"| {LABEL[mode]} | {cell('conn', mode, 'cps', nd=0)} | {cell('conn', mode, 'cpu_us_per_conn', nd=1)} "
+             f"| {cell('conn', mode, 'dir_cpu_pct', nd=0)} | {cell('conn', mode, 'errors', nd=0)} |")
+L.append("")
+L.append("![New connections per second](conn_rate.svg)")
+L.append("")
+L.append("## Request/response latency (one kept-alive connection, paced requests)")
+L.append("")
+L.append("A Python client sends `GET /` over one TCP connection, reads the whole answer, sleeps "
+         "0.3 ms, repeats. *Added*: the path's median p50/p99 minus the direct path's (client "
+         "to a real server over its own link, no director).")
+L.append("")
+L.append("| Path | p50 (µs) | p99 (µs) | added p50 (µs) | added p99 (µs) |")
+L.append("|---|---|---|---|---|")
+for mode in ["direct", "fwd", "nft", "haproxy"] + RVS:
+    L.append(f"| {LABEL[mode]} | {cell('lat', mode, 'p50_us', nd=0)} | {cell('lat', mode, 'p99_us', nd=0)} "
+             f"| {fmt(added(mode, 'p50_us'), nd=0) if mode != 'direct' else '-'} | {fmt(added(mode, 'p99_us'), nd=0) if mode != 'direct' else '-'} |")
+L.append("")
+L.append("![Latency](latency.svg)")
+L.append("")
+L.append("## Bulk TCP throughput (iperf3, one stream, client to real server)")
+L.append("")
+L.append("| Path | Gbit/s | Director CPU (%) |")
+L.append("|---|---|---|")
+for mode in ["direct", "fwd", "nft", "haproxy", "rvs-nat-afp", "rvs-nat-xdp"]:
+    L.append(f"| {LABEL[mode]} | {cell('bulk', mode, 'gbps', nd=2)} | {cell('bulk', mode, 'dir_cpu_pct', nd=0) if mode != 'direct' else '-'} |")
+L.append("")
+L.append("## Scale")
+L.append("")
+L.append("| Measurement | Value |")
+L.append("|---|---|")
+def srow(name, w, mode, metric, unit="", nd=0, sc=1.0):
+    v = med(w, mode, metric)
+    L.append(f"| {name} | {fmt(v*sc, unit, nd) if v is not None else (skips.get((w, mode)) or 'n/a')} |")
+s = "rvs-dr-afp"
+srow("connections held by rvsd (TCP SYNs from 17 addresses x 62,500 ports, DR, AF_PACKET)", "scale", s, "entries")
+srow("rvsd VmRSS before (MiB)", "scale", s, "rss_before_mib", nd=1)
+srow("rvsd VmRSS holding them (MiB)", "scale", s, "rss_after_mib", nd=1)
+srow("VmRSS growth per connection (bytes)", "scale", s, "rss_per_conn_bytes")
+srow("connection table bytes per connection (`rvs_connection_table_bytes`)", "scale", s, "table_bytes_per_conn")
+srow("new connections/s while filling (first pass, SYNs sent one by one, trafgen -t)", "scale", s, "syn_rate")
+srow("64-byte UDP forwarded with those connections in the table (Mpps)", "scale", s, "pps_1m", nd=3, sc=1e-6)
+s = "rvs-services"
+srow("`rvsadm -R` of 10,000 services x 10 real servers (110,000 lines) into a forwarding rvsd (s)", "scale", s, "restore_s", nd=2)
+srow("one more `rvsadm -A` with those loaded (s)", "scale", s, "change_s", nd=2)
+srow("`rvsadm -L -n` of that table (s)", "scale", s, "list_s", nd=2)
+srow("the same `-R` into a control-plane-only rvsd with the state file on (s)", "scale", s, "restore_state_s", nd=2)
+srow("rvsd VmRSS with 10,000 services (MiB)", "scale", s, "rss_mib", nd=1)
+srow("64-byte UDP forwarded with 10,000 services loaded (Mpps)", "scale", s, "pps", nd=3, sc=1e-6)
+srow("... while one service is being added (Mpps)", "scale", s, "pps_during_change", nd=3, sc=1e-6)
+srow("`rvsadm -R` of the same into an AF_XDP rvsd (s)", "scale", s, "restore_xdp_s", nd=2)
+srow("64-byte UDP forwarded with 10,000 services loaded, AF_XDP (Mpps)", "scale", s, "pps_xdp", nd=3, sc=1e-6)
+L.append("")
+if skips:
+    L.append("## Skipped")
+    L.append("")
+    for (w, mode), why in sorted(skips.items()):
+        L.append(f"* {w} / {mode}: {why}")
+    L.append("")
+open(os.path.join(out, "results.md"), "w").write("\n".join(L).rstrip() + "\n")
+
+# ------------------------------------------------------------ SVG bar charts
+def bars(fname, title, unit, rows):
+    rows = [r for r in rows if r[1] is not None]
+    if not rows:
+        return
+    W, left, right, bh, gap, top = 860, 250, 90, 20, 8, 48
+    H = top + len(rows) * (bh + gap) + 44
+    vmax = max(r[3] for r in rows) * 1.05 or 1
+    sx = lambda v: left + (W - left - right) * v / vmax
+    o = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" viewBox="0 0 {W} {H}" font-family="sans-serif" font-size="12">',
+         f'<rect width="{W}" height="{H}" fill="white"/>',
+         f'<text x="{W/2}" y="22" text-anchor="middle" font-size="15" font-weight="bold">{html.escape(title)}</text>']
+    for i in range(6):
+        v = vmax * i / 5
+        x = sx(v)
+        o.append(f'<line x1="{x:.1f}" y1="{top-6}" x2="{x:.1f}" y2="{H-38}" stroke="#ddd"/>')
+        o.append(f'<text x="{x:.1f}" y="{H-24}" text-anchor="middle" fill="#555">{v:,.{0 if vmax >= 50 else 2}f}</text>')
+    o.append(f'<text x="{left + (W-left-right)/2}" y="{H-6}" text-anchor="middle" fill="#333">{html.escape(unit)} (bar: median of the runs, whisker: min-max)</text>')
+    for i, (label, m, lo, hi) in enumerate(rows):
+        y = top + i * (bh + gap)
+        color = "#c0504d" if label.startswith("rvs") else ("#9e9e9e" if label.startswith(("ceiling", "direct")) else "#4f81bd")
+        o.append(f'<text x="{left-8}" y="{y+bh*0.72:.1f}" text-anchor="end">{html.escape(label)}</text>')
+        o.append(f'<rect x="{left}" y="{y}" width="{max(sx(m)-left, 1):.1f}" height="{bh}" fill="{color}"/>')
+        o.append(f'<line x1="{sx(lo):.1f}" y1="{y+bh/2}" x2="{sx(hi):.1f}" y2="{y+bh/2}" stroke="black"/>')
+        for v in (lo, hi):
+            o.append(f'<line x1="{sx(v):.1f}" y1="{y+4}" x2="{sx(v):.1f}" y2="{y+bh-4}" stroke="black"/>')
+        o.append(f'<text x="{sx(hi)+6:.1f}" y="{y+bh*0.72:.1f}">{m:,.{0 if m >= 100 else 2}f}</text>')
+    o.append("</svg>")
+    open(os.path.join(out, fname), "w").write("\n".join(o) + "\n")
+
+def series(w, metric, modes, scale=1.0):
+    r = []
+    for mode in modes:
+        m = med(w, mode, metric)
+        if m is not None:
+            lo, hi = rng(w, mode, metric)
+            r.append((mode, m * scale, lo * scale, hi * scale))
+    return r
+
+bars("udp_rate.svg", "64-byte UDP packets forwarded by the director, full load", "Mpps",
+     series("udp", "pps", ["ceiling", "fwd", "nft"] + RVS, 1e-6))
+bars("conn_rate.svg", "New TCP connections per second through the director", "connections/s",
+     series("conn", "cps", ["fwd", "nft", "haproxy"] + RVS))
+lat_rows = []
+for mode in ["direct", "fwd", "nft", "haproxy"] + RVS:
+    for q in ("p50_us", "p99_us"):
+        m = med("lat", mode, q)
+        if m is not None:
+            lo, hi = rng("lat", mode, q)
+            lat_rows.append((f"{mode} {q[:3]}", m, lo, hi))
+bars("latency.svg", "Request/response round trip over one TCP connection", "µs", lat_rows)
+print(os.path.join(out, "results.md"))
+PY
+}
+
+if [ "$report_only" = 1 ]; then
+  report
+  exit 0
+fi
+
+# ------------------------------------------------------------------ preconditions
+[ "$(id -u)" = 0 ] || { echo "run as root (network namespaces, XDP, taskset)" >&2; exit 1; }
+NCPU="$(nproc)"
+DCPU="${BENCH_DIRECTOR_CPU:-1}"
+GCPU="${BENCH_GENERATOR_CPU:-0}"
+if [ "$NCPU" -lt 2 ] || [ "$DCPU" = "$GCPU" ] || [ "$DCPU" -ge "$NCPU" ] || [ "$GCPU" -ge "$NCPU" ]; then
+  echo "needs two distinct CPUs for director ($DCPU) and generator ($GCPU); this machine has $NCPU" >&2
+  exit 1
+fi
+if [ "$quick" = 1 ]; then
+  RUNS=3; T=1; WARM=0.3; BULK_T=1; LAT_N=500; WRK_T=1
+else
+  RUNS=3; T=4; WARM=0.7; BULK_T=5; LAT_N=3000; WRK_T=4
+fi
+LAT_GAP=0.0003
+FIXED_RATE="${BENCH_FIXED_RATE:-100000pps}"   # the partial-load packet rate
+# Other users of a shared machine: the measured tasks (director, generator, servers) run at
+# this nice level so that a CPU-bound job elsewhere takes little of the pinned cores.
+NICE="${BENCH_NICE:--20}"
+# the script itself runs at the same priority: an orchestrator (and its samplers) at nice 0
+# would get about 1% of a core while the measured tasks saturate both
+renice -n "$NICE" -p $$ >/dev/null
+want_mode() { [ -z "$only_modes" ] || [[ ",$only_modes," == *",$1,"* ]]; }
+want_wl() { [ -z "$only_workloads" ] || [[ ",$only_workloads," == *",$1,"* ]]; }
+
+# ------------------------------------------------------------------ tools from Debian
+declare -A TOOL_PKG=([ip]=iproute2 [nft]=nftables [ethtool]=ethtool [clang]=clang
+  [trafgen]=netsniff-ng [wrk]=wrk [iperf3]=iperf3 [haproxy]=haproxy [taskset]=util-linux
+  [python3]=python3 [chrt]=util-linux)
+missing=()
+for t in "${!TOOL_PKG[@]}"; do command -v "$t" >/dev/null 2>&1 || missing+=("${TOOL_PKG[$t]}"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
+  echo "== installing from Debian: ${missing[*]}"
+  apt-get update -qq || true
+  for pkg in "${missing[@]}"; do
+    if apt-cache policy "$pkg" 2>/dev/null | grep -q 'Candidate: [0-9]'; then
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$pkg" >/dev/null 2>&1 \
+        || echo "   could not install $pkg"
+    else
+      echo "   $pkg: no installation candidate"
+    fi
+  done
+fi
+for t in ip nft ethtool clang taskset python3; do
+  command -v "$t" >/dev/null 2>&1 || { echo "$t is required" >&2; exit 1; }
+done
+have() { command -v "$1" >/dev/null 2>&1; }
+
+if [ "$build" = 1 ]; then
+  echo "== building rvs (release)"
+  cargo build --release --locked -q -p rvsd -p rvsadm -p rvs-realserver -p rvs-lab
+fi
+bin="${CARGO_TARGET_DIR:-$ROOT/target}/release"
+for b in rvsd rvsadm rvs-rs rvs-lab; do
+  [ -x "$bin/$b" ] || { echo "$bin/$b missing (build first)" >&2; exit 1; }
+done
+
+# ------------------------------------------------------------------ lab state and cleanup
+T0=$(date +%s)
+P="$(printf 'b%03d' $(( $$ % 1000 )))"   # short: NAPI thread names are napi/<dev>-<id>, 15 chars
+NG="$P-gen"; ND="$P-dir"
+tmp="$(mktemp -d /tmp/rvs-bench.XXXXXX)"
+nss=(); pids=(); DEVS=()
+RVS_SOCK="@rvs-bench-$P"
+export RVS_SOCKET="$RVS_SOCK"
+cleanup() {
+  set +e
+  trap '' INT TERM
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null; done
+  for n in "${nss[@]}"; do
+    for pid in $(ip netns pids "$n" 2>/dev/null); do kill "$pid" 2>/dev/null; done
+  done
+  sleep 0.3
+  for n in "${nss[@]}"; do
+    for pid in $(ip netns pids "$n" 2>/dev/null); do kill -9 "$pid" 2>/dev/null; done
+  done
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null; done
+  for n in "${nss[@]}"; do ip netns del "$n" 2>/dev/null; done
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+mkns() { ip netns add "$1"; nss+=("$1"); ip -n "$1" link set lo up; }
+nsx() { local n="$1"; shift; ip netns exec "$n" "$@"; }
+log() { printf '[%4ss] %s\n' "$(( $(date +%s) - T0 ))" "$*"; }
+
+# raw results: workload mode run metric value   |   workload skip mode reason
+if [ -z "$only_modes$only_workloads" ] || [ ! -f "$RAW" ]; then
+  printf 'workload\tmode\trun\tmetric\tvalue\n' >"$RAW"
+else
+  # a partial re-run replaces only what it measures
+  python3 - "$RAW" "$only_modes" "$only_workloads" <<'PY'
+import sys
+raw, modes, wls = sys.argv[1], [m for m in sys.argv[2].split(",") if m], [w for w in sys.argv[3].split(",") if w]
+keep = []
+for line in open(raw):
+    f = line.rstrip("\n").split("\t")
+    if f[0] == "workload":
+        keep.append(line); continue
+    mode = f[2] if f[1] == "skip" else f[1]
+    if (not modes or mode in modes or (f[0] == "scale" and "scale" in wls)) and (not wls or f[0] in wls):
+        continue
+    keep.append(line)
+open(raw, "w").writelines(keep)
+PY
+fi
+rec() { printf '%s\t%s\t%s\t%s\t%s\n' "$@" >>"$RAW"; }
+skip() { printf '%s\tskip\t%s\t%s\n' "$1" "$2" "$3" >>"$RAW"; log "skip $1/$2: $3"; }
+
+# ------------------------------------------------------------------ helpers compiled here
+cat >"$tmp/xdp.c" <<'EOF'
+/* sink: drop every IPv4 frame at the real servers' ingress (packet-rate and SYN-flood
+ * tests), let ARP through. No headers needed. */
+typedef unsigned int u32; typedef unsigned char u8;
+struct xdp_md { u32 data; u32 data_end; u32 data_meta; u32 ingress_ifindex; u32 rx_queue_index; };
+__attribute__((section("xdp"), used)) int sink_prog(struct xdp_md *ctx) {
+  u8 *d = (u8 *)(long)ctx->data, *e = (u8 *)(long)ctx->data_end;
+  if (d + 14 > e) return 2;
+  return (d[12] == 0x08 && d[13] == 0x00) ? 1 : 2; /* XDP_DROP : XDP_PASS */
+}
+char _license[] __attribute__((section("license"), used)) = "GPL";
+EOF
+clang -O2 -target bpf -c "$tmp/xdp.c" -o "$tmp/xdp.o"
+cat >"$tmp/sndbuf.c" <<'EOF'
+/* LD_PRELOAD for trafgen: a large send buffer on its packet socket. trafgen raises it through
+ * net.core.wmem_default, which is read-only inside a network namespace; with the default
+ * the socket runs out of buffer as soon as the receiver's ring is full and trafgen quits. */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <sys/socket.h>
+int socket(int domain, int type, int protocol) {
+  static int (*real)(int, int, int);
+  if (!real) real = (int (*)(int, int, int))dlsym(RTLD_NEXT, "socket");
+  int fd = real(domain, type, protocol);
+  if (fd >= 0 && domain == AF_PACKET) {
+    int v = 64 << 20;
+    setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &v, sizeof v);
+  }
+  return fd;
+}
+EOF
+clang -O2 -shared -fPIC -o "$tmp/sndbuf.so" "$tmp/sndbuf.c" -ldl
+
+cat >"$tmp/lat.py" <<'EOF'
+# request/response round trips over one kept-alive TCP connection: prints p50 p99 in µs
+import socket, sys, time
+host, port, n, gap = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
+s = socket.create_connection((host, port), timeout=3)
+s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+req = b"GET / HTTP/1.1\r\nHost: bench\r\n\r\n"
+def rt():
+    t0 = time.perf_counter_ns()
+    s.sendall(req)
+    buf = b""
+    while True:
+        c = s.recv(65536)
+        if not c:
+            raise SystemExit("connection closed")
+        buf += c
+        h = buf.find(b"\r\n\r\n")
+        if h >= 0:
+            cl = 0
+            for line in buf[:h].split(b"\r\n")[1:]:
+                k, _, v = line.partition(b":")
+                if k.strip().lower() == b"content-length":
+                    cl = int(v)
+            if len(buf) >= h + 4 + cl:
+                break
+    return time.perf_counter_ns() - t0
+for _ in range(50):
+    rt(); time.sleep(gap)
+lat = []
+for _ in range(n):
+    lat.append(rt()); time.sleep(gap)
+lat.sort()
+print(f"{lat[len(lat)//2]/1000:.1f} {lat[int(len(lat)*0.99)]/1000:.1f}")
+EOF
+
+# ------------------------------------------------------------------ the lab
+#   gen  ${P}c0 198.18.0.2/24  ---  ${P}d0 198.18.0.1/24  dir (VIP 198.18.100.100 on lo)
+#   dir  ${P}dK 198.19.K.1/24  ---  ${P}sK 198.19.K.2/24  rsK   (K = 1..3; the RIPs)
+#   rsK  ${P}tK 198.18.K.2/24  ---  ${P}gK 198.18.K.1/24  gen   (DR/TUN answers, direct path)
+# Every veth end: NAPI on (GRO feature on, but gro_max_size 0 so nothing is ever merged),
+# NAPI in a kernel thread pinned to its side's core (director ends: DCPU, the others: GCPU,
+# the latter at SCHED_FIFO 1 like softirq), no TSO/GSO super-frames (gso_max_segs 1),
+# transmit checksums in software (tx off: XDP sees complete checksums). Without NAPI a veth
+# receiver does its work on the *sender's* CPU and the director core would look idle.
+VIP=198.18.100.100
+log "lab $P: director on CPU $DCPU, generator and real servers on CPU $GCPU"
+mkns "$NG"; mkns "$ND"
+for k in 1 2 3; do mkns "$P-rs$k"; done
+veth() { ip -n "$1" link add "$2" type veth peer name "$4" netns "$3"; }
+prep_dev() { # NS DEV CPU
+  local n="$1" d="$2" c="$3"
+  ip -n "$n" link set "$d" up
+  nsx "$n" ethtool -K "$d" gro on tx off >/dev/null 2>&1 || true
+  ip -n "$n" link set "$d" gso_max_segs 1 gro_max_size 0
+  nsx "$n" sh -c "echo 1 > /sys/class/net/$d/threaded"
+  DEVS+=("$n $d $c")
+}
+napi_of() { pgrep "^napi/$1-" || true; }
+pin_napi() {
+  local e n d c p
+  for e in "${DEVS[@]}"; do
+    read -r n d c <<<"$e"
+    nsx "$n" sh -c "echo 1 > /sys/class/net/$d/threaded" 2>/dev/null || true
+    for p in $(napi_of "$d"); do
+      taskset -p -c "$c" "$p" >/dev/null
+      if [ "$c" = "$GCPU" ]; then chrt -f -p 1 "$p" >/dev/null 2>&1 || true
+      else renice -n "$NICE" -p "$p" >/dev/null 2>&1 || true; fi
+    done
+  done
+}
+dir_napi() { local e n d c; for e in "${DEVS[@]}"; do read -r n d c <<<"$e"; [ "$n" = "$ND" ] && napi_of "$d"; done; }
+
+veth "$NG" "${P}c0" "$ND" "${P}d0"
+ip -n "$NG" addr add 198.18.0.2/24 dev "${P}c0"
+ip -n "$ND" addr add 198.18.0.1/24 dev "${P}d0"
+ip -n "$ND" addr add "$VIP/32" dev lo
+prep_dev "$NG" "${P}c0" "$GCPU"; prep_dev "$ND" "${P}d0" "$DCPU"
+for k in 1 2 3; do
+  R="$P-rs$k"
+  veth "$ND" "${P}d$k" "$R" "${P}s$k"
+  ip -n "$ND" addr add "198.19.$k.1/24" dev "${P}d$k"
+  ip -n "$R" addr add "198.19.$k.2/24" dev "${P}s$k"
+  veth "$R" "${P}t$k" "$NG" "${P}g$k"
+  ip -n "$R" addr add "198.18.$k.2/24" dev "${P}t$k"
+  ip -n "$NG" addr add "198.18.$k.1/24" dev "${P}g$k"
+  prep_dev "$ND" "${P}d$k" "$DCPU"; prep_dev "$R" "${P}s$k" "$GCPU"
+  prep_dev "$R" "${P}t$k" "$GCPU"; prep_dev "$NG" "${P}g$k" "$GCPU"
+  ip -n "$R" route add 198.18.0.0/24 via "198.19.$k.1"
+  for s in all.rp_filter default.rp_filter; do nsx "$R" sysctl -qw "net.ipv4.conf.$s=0"; done
+  nsx "$R" sysctl -qw net.ipv4.ip_local_port_range="1024 65535"
+done
+ip -n "$NG" route add "$VIP/32" via 198.18.0.1
+ip -n "$NG" route add 198.19.0.0/16 via 198.18.0.1
+for n in "$NG" "$ND"; do
+  for s in all.rp_filter default.rp_filter; do nsx "$n" sysctl -qw "net.ipv4.conf.$s=0"; done
+  nsx "$n" sysctl -qw net.ipv4.ip_local_port_range="1024 65535"
+done
+for d in "${P}c0" "${P}g1" "${P}g2" "${P}g3"; do nsx "$NG" sysctl -qw "net.ipv4.conf.$d.rp_filter=0"; done
+nsx "$ND" sysctl -qw net.ipv4.ip_forward=1
+# a transmit queue on the director's links as a NIC driver has one (veth defaults to
+# noqueue: a burst larger than the 256-frame ring of the receiving end would be dropped)
+for d in "${P}d0" "${P}d1" "${P}d2" "${P}d3"; do tc -n "$ND" qdisc replace dev "$d" root pfifo limit 1000; done
+pin_napi
+DMAC="$(nsx "$ND" cat "/sys/class/net/${P}d0/address")"
+
+# real servers: an HTTP server (HAProxy answering 200, or rvs-lab) and iperf3 on rs1
+BUDGET=$(( quick ? 900 : 2400 ))
+# HAProxy raises its descriptor limit to about 2 x maxconn and fails above the hard limit
+NOFILE="$(ulimit -Hn)"; [ "$NOFILE" = unlimited ] && NOFILE=1048576
+RS_MAXCONN=$(( NOFILE / 2 - 100 < 50000 ? NOFILE / 2 - 100 : 50000 ))
+LB_MAXCONN=$(( NOFILE / 4 - 100 < 50000 ? NOFILE / 4 - 100 : 50000 ))
+for k in 1 2 3; do
+  R="$P-rs$k"
+  if have haproxy; then
+    cat >"$tmp/rs$k.cfg" <<EOF
+global
+  nbthread 1
+  maxconn $RS_MAXCONN
+defaults
+  mode http
+  timeout client 10s
+  timeout server 10s
+  timeout connect 2s
+  timeout http-keep-alive 30s
+frontend web
+  bind :80
+  http-request return status 200 content-type text/plain string "rs$k"
+EOF
+    ip netns exec "$R" timeout "$BUDGET" taskset -c "$GCPU" nice -n "$NICE" haproxy -db -f "$tmp/rs$k.cfg" >"$tmp/rs$k.log" 2>&1 &
+  else
+    ip netns exec "$R" timeout "$BUDGET" taskset -c "$GCPU" nice -n "$NICE" "$bin/rvs-lab" serve --name "rs$k" --port 80 --seconds "$BUDGET" >"$tmp/rs$k.log" 2>&1 &
+  fi
+  pids+=($!)
+done
+if have iperf3; then
+  ip netns exec "$P-rs1" timeout "$BUDGET" taskset -c "$GCPU" nice -n "$NICE" iperf3 -s -p 5201 >"$tmp/iperf3-s.log" 2>&1 &
+  pids+=($!)
+fi
+# idle anchors: their /proc/PID/net/dev shows each namespace's interface counters
+ip netns exec "$ND" timeout "$BUDGET" sleep "$BUDGET" & ANCHOR_D=$!; pids+=("$ANCHOR_D")
+ip netns exec "$NG" timeout "$BUDGET" sleep "$BUDGET" & ANCHOR_G=$!; pids+=("$ANCHOR_G")
+sleep 0.5
+
+# ------------------------------------------------------------------ measurement primitives
+# sample: time_ns forwarded_to_rs delivered_to_dir dropped_at_gen dir_task_ns busy total steal
+# One short-lived process at high priority reads everything with its own timestamp (a
+# sampler starved behind the measured tasks would skew the windows): interface counters
+# through /proc/PID/net/dev of an idle anchor process in each namespace, the director's
+# task CPU time from schedstat, the director core's line of /proc/stat.
+cat >"$tmp/sample.py" <<'EOF'
+import glob, sys, time
+anchor_d, anchor_g, p, cpu = sys.argv[1:5]
+pids = sys.argv[5:]
+t = time.time_ns()
+def netdev(pid):
+    d = {}
+    for line in open(f"/proc/{pid}/net/dev").readlines()[2:]:
+        name, rest = line.split(":", 1)
+        f = rest.split()
+        d[name.strip()] = (int(f[1]), int(f[9]), int(f[11]))  # rx_packets tx_packets tx_drop
+    return d
+dd, gd = netdev(anchor_d), netdev(anchor_g)
+fwd = sum(dd[f"{p}d{k}"][1] for k in (1, 2, 3))
+gen_tx, gen_drop = gd[f"{p}c0"][1], gd[f"{p}c0"][2]
+ns = 0
+for pid in pids:
+    for f in glob.glob(f"/proc/{pid}/task/*/schedstat"):
+        try:
+            ns += int(open(f).read().split()[0])
+        except (OSError, ValueError):
+            pass
+for line in open("/proc/stat"):
+    f = line.split()
+    if f[0] == "cpu" + cpu:
+        v = [int(x) for x in f[1:9]]
+        busy, total, steal = v[0] + v[1] + v[2] + v[5] + v[6], sum(v), v[7]
+        break
+print(t, fwd, gen_tx, gen_drop, ns, busy, total, steal)
+EOF
+DUT_PIDS=""
+sample() {
+  # shellcheck disable=SC2046
+  nice -n -15 python3 "$tmp/sample.py" "$ANCHOR_D" "$ANCHOR_G" "$P" "$DCPU" $DUT_PIDS $(dir_napi)
+}
+# delta NAME: fields of two samples -> rates
+delta() { # s0 s1 -> secs fwd_pps gen_delivered_pps gen_dropped_pps dir_ns busy_pct steal_pct
+  awk -v a="$1" -v b="$2" 'BEGIN { split(a, x, " "); split(b, y, " ");
+    s = (y[1]-x[1])/1e9; bt = y[7]-x[7]; busy = 0; steal = 0;
+    if (bt > 0) { busy = 100*(y[6]-x[6])/bt; steal = 100*(y[8]-x[8])/bt }
+    printf "%.3f %.0f %.0f %.0f %.0f %.1f %.1f\n", s, (y[2]-x[2])/s, (y[3]-x[3])/s, (y[4]-x[4])/s, y[5]-x[5], busy, steal }'
+}
+set_dut() { DUT_PIDS="$(ip netns pids "$ND" | paste -sd' ')"; }
+sink() { # on|off: XDP drop of IPv4 at the real servers' ingress
+  local k
+  for k in 1 2 3; do
+    if [ "$1" = on ]; then
+      ip -force -n "$P-rs$k" link set dev "${P}s$k" xdpdrv obj "$tmp/xdp.o" sec xdp
+    else
+      ip -n "$P-rs$k" link set dev "${P}s$k" xdpdrv off 2>/dev/null || true
+    fi
+  done
+  pin_napi
+}
+rs_route() { # dir|client: where the real servers send answers for the client LAN
+  local k
+  for k in 1 2 3; do
+    if [ "$1" = dir ]; then
+      ip -n "$P-rs$k" route replace 198.18.0.0/24 via "198.19.$k.1"
+    else
+      ip -n "$P-rs$k" route replace 198.18.0.0/24 via "198.18.$k.1" dev "${P}t$k"
+    fi
+  done
+}
+trafgen_cfg() { # FILE DST-SPEC: 60-byte frames (64 on the wire), 241 sources x 256 ports
+  cat >"$1" <<EOF
+{ eth(da=$DMAC), ipv4(sa=198.18.0.10, sa[3]=dinc(10, 250), $2, ttl=64),
+  udp(sp=dinc(1024, 1279), dp=9, csum=0), fill(0x41, 18) }
+EOF
+}
+trafgen_cfg "$tmp/udp-vip.cfg" "da=$VIP"
+trafgen_cfg "$tmp/udp-rip.cfg" "da=198.19.1.2, da[2]=dinc(1, 3)"
+start_trafgen() { # CFG [extra args]: runs bounded, pinned to the generator core
+  local cfg="$1"; shift
+  ip netns exec "$NG" env LD_PRELOAD="$tmp/sndbuf.so" timeout "$((T + 20))" taskset -c "$GCPU" nice -n "$NICE" \
+    trafgen -i "$cfg" -o "${P}c0" -P 1 -Q -C "$@" >>"$tmp/trafgen.log" 2>&1 &
+  TG=$!
+  sleep 0.1
+  # trafgen pins its worker to CPU 0 itself; keep it on the generator core
+  for p in $(ip netns pids "$NG"); do taskset -a -p -c "$GCPU" "$p" >/dev/null 2>&1 || true; done
+}
+stop_bg() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
+
+udp_runs() { # WORKLOAD MODE CFG [trafgen args]: udp = flat out, udp_fixed = -b RATE
+  local wl="$1" mode="$2" cfg="$3" r s0 s1 secs fwd gdel gdrop dns busy steal c0 c1 rx tx txe
+  shift 3
+  for r in $(seq "$RUNS"); do
+    if [[ "$mode" == rvs-* ]] && [ "$wl" = udp ] && [ "$r" -gt 1 ]; then rvs_restart; fi
+    start_trafgen "$cfg" "$@"
+    sleep "$WARM"
+    c0=$(rvs_counters); s0=$(sample); sleep "$T"; s1=$(sample); c1=$(rvs_counters)
+    stop_bg "$TG"
+    read -r secs fwd gdel gdrop dns busy steal <<<"$(delta "$s0" "$s1")"
+    if [ "$mode" = ceiling ]; then fwd="$gdel"; fi
+    rec "$wl" "$mode" "$r" pps "$fwd"
+    rec "$wl" "$mode" "$r" offered_pps "$(( gdel + gdrop ))"
+    rec "$wl" "$mode" "$r" delivered_pps "$gdel"
+    rec "$wl" "$mode" "$r" core_busy_pct "$busy"
+    rec "$wl" "$mode" "$r" steal_pct "$steal"
+    rec "$wl" "$mode" "$r" dir_cpu_pct "$(awk -v n="$dns" -v s="$secs" 'BEGIN {printf "%.1f", n/(s*1e7)}')"
+    # what ran on the director core besides the director (other users of a shared machine)
+    rec "$wl" "$mode" "$r" foreign_pct "$(awk -v b="$busy" -v n="$dns" -v s="$secs" 'BEGIN {f = b - n/(s*1e7); printf "%.1f", f < 0 ? 0 : f}')"
+    if [ "$gdel" -gt 0 ]; then
+      rec "$wl" "$mode" "$r" loss_pct "$(awk -v f="$fwd" -v d="$gdel" 'BEGIN {l = 100*(1-f/d); printf "%.1f", l < 0 ? 0 : l}')"
+    fi
+    if [ "$fwd" -gt 0 ]; then
+      rec "$wl" "$mode" "$r" cpu_ns_per_pkt "$(awk -v n="$dns" -v p="$fwd" -v s="$secs" 'BEGIN {printf "%.1f", n/(p*s)}')"
+    fi
+    local extra=""
+    if [[ "$mode" == rvs-* ]]; then
+      read -r rx tx txe <<<"$(awk -v a="$c0" -v b="$c1" 'BEGIN {split(a,x," "); split(b,y," "); s = (y[1]-x[1])/1e9; if (s <= 0) s = 1;
+        printf "%.0f %.0f %.0f", (y[2]-x[2])/s, (y[3]-x[3])/s, (y[4]-x[4])/s}')"
+      rec "$wl" "$mode" "$r" rvsd_rx_pps "$rx"
+      rec "$wl" "$mode" "$r" rvsd_tx_err_pps "$txe"
+      extra=", rvsd received $rx/s, send errors $txe/s"
+    fi
+    log "$wl $mode run $r: forwarded $fwd pps of $gdel delivered ($(( gdel + gdrop )) offered), director tasks $(awk -v n="$dns" -v s="$secs" 'BEGIN {printf "%.0f", n/(s*1e7)}')% of a core, core busy $busy%$extra"
+    sleep 0.3
+  done
+}
+
+cat >"$tmp/rips.lua" <<'EOF'
+-- plain forwarding: each wrk thread talks to one real server directly
+local n = 0
+function setup(thread)
+  local rips = {"198.19.1.2", "198.19.2.2", "198.19.3.2"}
+  n = n + 1
+  thread.addr = wrk.lookup(rips[(n - 1) % 3 + 1], "80")[1]
+end
+EOF
+conn_runs() { # MODE URL [LUA]
+  local mode="$1" url="$2" lua="${3:-}" r s0 s1 o reqs secs cps errs dns busy steal x
+  if ! have wrk; then skip conn "$mode" "wrk not installed"; return; fi
+  for r in $(seq "$RUNS"); do
+    s0=$(sample)
+    o=$(nsx "$NG" timeout "$((WRK_T + 15))" taskset -c "$GCPU" nice -n "$NICE" wrk -t3 -c48 -d"${WRK_T}s" --timeout 2s \
+          -H 'Connection: close' ${lua:+-s "$lua"} "$url" 2>&1) || true
+    s1=$(sample)
+    reqs=$(awk '/requests in/ {print $1}' <<<"$o")
+    cps=$(awk '/^Requests\/sec/ {printf "%.0f", $2}' <<<"$o")
+    errs=$(awk '/Socket errors/ {gsub(",", ""); print $4+$6+$8+$10} /Non-2xx/ {print $NF}' <<<"$o" | awk '{s+=$1} END {print s+0}')
+    if [ -z "$cps" ] || [ -z "$reqs" ]; then
+      log "conn $mode run $r: wrk failed: $(tail -2 <<<"$o" | tr '\n' ' ')"
+      continue
+    fi
+    read -r secs x x x dns busy steal <<<"$(delta "$s0" "$s1")"
+    rec conn "$mode" "$r" cps "$cps"
+    rec conn "$mode" "$r" dir_cpu_pct "$(awk -v n="$dns" -v s="$secs" 'BEGIN {printf "%.1f", n/(s*1e7)}')"
+    rec conn "$mode" "$r" errors "$errs"
+    rec conn "$mode" "$r" core_busy_pct "$busy"
+    [ "$reqs" -gt 0 ] && rec conn "$mode" "$r" cpu_us_per_conn "$(awk -v n="$dns" -v c="$reqs" 'BEGIN {printf "%.2f", n/c/1000}')"
+    log "conn $mode run $r: $cps conn/s, $errs errors, core busy $busy%"
+    sleep 0.3
+  done
+}
+lat_runs() { # MODE HOST
+  local mode="$1" host="$2" r o
+  if ! have haproxy; then skip lat "$mode" "needs HAProxy as the real servers' keep-alive HTTP server"; return; fi
+  for r in $(seq "$RUNS"); do
+    o=$(nsx "$NG" timeout 60 taskset -c "$GCPU" nice -n "$NICE" python3 "$tmp/lat.py" "$host" 80 "$LAT_N" "$LAT_GAP" 2>&1) || true
+    if [[ "$o" =~ ^[0-9.]+\ [0-9.]+$ ]]; then
+      rec lat "$mode" "$r" p50_us "${o% *}"; rec lat "$mode" "$r" p99_us "${o#* }"
+      log "lat $mode run $r: p50 ${o% *} µs, p99 ${o#* } µs"
+    else
+      log "lat $mode run $r failed: $o"
+    fi
+  done
+}
+bulk_runs() { # MODE HOST
+  local mode="$1" host="$2" r o s0 s1 bps x busy steal secs dns
+  if ! have iperf3; then skip bulk "$mode" "iperf3 not installed"; return; fi
+  for r in $(seq "$RUNS"); do
+    s0=$(sample)
+    o=$(nsx "$NG" timeout "$((BULK_T + 15))" taskset -c "$GCPU" nice -n "$NICE" iperf3 -c "$host" -p 5201 -t "$BULK_T" -J 2>&1) || true
+    s1=$(sample)
+    bps=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"])' <<<"$o" 2>/dev/null) || bps=""
+    if [ -z "$bps" ]; then log "bulk $mode run $r failed: $(tail -c 300 <<<"$o")"; continue; fi
+    read -r secs x x x dns busy steal <<<"$(delta "$s0" "$s1")"
+    rec bulk "$mode" "$r" gbps "$(awk -v b="$bps" 'BEGIN {printf "%.3f", b/1e9}')"
+    rec bulk "$mode" "$r" dir_cpu_pct "$(awk -v n="$dns" -v s="$secs" 'BEGIN {printf "%.1f", n/(s*1e7)}')"
+    rec bulk "$mode" "$r" core_busy_pct "$busy"
+    log "bulk $mode run $r: $(awk -v b="$bps" 'BEGIN {printf "%.2f", b/1e9}') Gbit/s, core busy $busy%"
+    sleep 0.5
+  done
+}
+
+# ------------------------------------------------------------------ the directors
+adm() { nsx "$ND" "$bin/rvsadm" "$@"; }
+RVSD=""
+start_rvsd() { # BACKEND [extra rvsd args]
+  local backend="$1"; shift
+  ip netns exec "$ND" timeout "$BUDGET" taskset -c "$DCPU" nice -n "$NICE" "$bin/rvsd" -i "${P}d0" -i "${P}d1" -i "${P}d2" -i "${P}d3" \
+    --backend "$backend" --no-state --socket "$RVS_SOCK" --metrics 127.0.0.1:9105 "$@" >"$tmp/rvsd.log" 2>&1 &
+  RVSD=$!; pids+=("$RVSD")
+  local i
+  for i in $(seq 200); do adm -L -n >/dev/null 2>&1 && break; sleep 0.05; done
+  adm -L -n >/dev/null 2>&1 || { cat "$tmp/rvsd.log" >&2; return 1; }
+  pin_napi; set_dut
+}
+stop_rvsd() { [ -n "$RVSD" ] && stop_bg "$RVSD"; RVSD=""; sleep 0.2; pin_napi; }
+metric() { # NAME: a value from rvsd's /metrics
+  nsx "$ND" python3 -c '
+import sys, urllib.request
+for l in urllib.request.urlopen("http://127.0.0.1:9105/metrics", timeout=5).read().decode().splitlines():
+    if l.startswith(sys.argv[1] + " ") or l.startswith(sys.argv[1] + "{"):
+        print(l.split()[-1]); break' "$1"
+}
+rvs_counters() { # time_ns rx tx tx_errors of rvsd's data plane
+  [ -n "$RVSD" ] || { echo "1 0 0 0"; return; }
+  nsx "$ND" python3 -c '
+import time, urllib.request
+t = time.time_ns()
+d = {}
+for l in urllib.request.urlopen("http://127.0.0.1:9105/metrics", timeout=5).read().decode().splitlines():
+    if l.startswith("rvs_dataplane_"):
+        d[l.split()[0]] = int(float(l.split()[1]))
+print(t, d.get("rvs_dataplane_frames_total{direction=\"rx\"}", 0), d.get("rvs_dataplane_frames_total{direction=\"tx\"}", 0),
+      d.get("rvs_dataplane_errors_total{kind=\"tx\"}", 0))' 2>/dev/null || echo "1 0 0 0"
+}
+rvs_diag() { # rvsd's own view: frames in/out, errors and drops that are not zero
+  nsx "$ND" python3 -c '
+import urllib.request
+out = []
+for l in urllib.request.urlopen("http://127.0.0.1:9105/metrics", timeout=5).read().decode().splitlines():
+    if l.startswith(("rvs_dataplane_frames_total", "rvs_dataplane_errors_total", "rvs_drops_total", "rvs_connection_table_entries")) and not l.endswith(" 0"):
+        out.append(l.replace("rvs_", "").replace("_total", ""))
+print(" ".join(out))' 2>/dev/null || true
+}
+vmrss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
+rvsd_pid() { ip netns pids "$ND" | while read -r p; do [ "$(cat /proc/"$p"/comm 2>/dev/null)" = rvsd ] && echo "$p"; done | head -1; }
+
+RS_DECAP=()
+rs_setup() { # dr|tun|none
+  local k
+  RS_DECAP=()
+  for k in 1 2 3; do
+    case "$1" in
+      dr) nsx "$P-rs$k" "$bin/rvs-rs" --state "$tmp/rs$k.json" setup --vip "$VIP" >/dev/null ;;
+      tun)
+        ip netns exec "$P-rs$k" timeout "$BUDGET" taskset -c "$GCPU" nice -n "$NICE" "$bin/rvs-rs" --state "$tmp/rs$k.json" setup --vip "$VIP" \
+          --tunnel ipip --foreground >"$tmp/rs$k-decap.log" 2>&1 &
+        RS_DECAP+=($!); pids+=($!) ;;
+    esac
+  done
+  if [ "$1" = tun ]; then
+    for k in 1 2 3; do
+      for _ in $(seq 100); do ip -n "$P-rs$k" link show rvs-tun0 >/dev/null 2>&1 && break; sleep 0.05; done
+    done
+  fi
+}
+rs_undo() {
+  local p k
+  for p in "${RS_DECAP[@]}"; do stop_bg "$p"; done
+  RS_DECAP=()
+  for k in 1 2 3; do
+    [ -f "$tmp/rs$k.json" ] && nsx "$P-rs$k" "$bin/rvs-rs" --state "$tmp/rs$k.json" undo >/dev/null 2>&1 || true
+    rm -f "$tmp/rs$k.json"
+  done
+}
+
+HAP=""
+mode_up() {
+  local mode="$1" m b flag k
+  DUT_PIDS=""
+  case "$mode" in
+    ceiling)
+      rs_route dir
+      nsx "$ND" nft -f - <<EOF
+table netdev bench_ceiling {
+  chain in { type filter hook ingress device "${P}d0" priority -500; policy accept; udp dport 9 counter drop; }
+}
+EOF
+      ;;
+    fwd) rs_route dir ;;
+    nft)
+      rs_route dir
+      nsx "$ND" nft -f - <<EOF
+table ip bench_lb {
+  chain pre {
+    type nat hook prerouting priority dstnat; policy accept;
+    ip daddr $VIP udp dport 9 dnat to numgen inc mod 3 map { 0 : 198.19.1.2, 1 : 198.19.2.2, 2 : 198.19.3.2 }
+    ip daddr $VIP tcp dport 80 dnat to numgen inc mod 3 map { 0 : 198.19.1.2, 1 : 198.19.2.2, 2 : 198.19.3.2 }
+    ip daddr $VIP tcp dport 5201 dnat to 198.19.1.2
+  }
+}
+EOF
+      ;;
+    haproxy)
+      have haproxy || return 1
+      rs_route dir
+      cat >"$tmp/lb.cfg" <<EOF
+global
+  nbthread 1
+  maxconn $LB_MAXCONN
+defaults
+  mode tcp
+  timeout connect 2s
+  timeout client 30s
+  timeout server 30s
+frontend web
+  bind $VIP:80
+  default_backend web
+backend web
+  balance roundrobin
+  server rs1 198.19.1.2:80
+  server rs2 198.19.2.2:80
+  server rs3 198.19.3.2:80
+frontend perf
+  bind $VIP:5201
+  default_backend perf
+backend perf
+  server rs1 198.19.1.2:5201
+EOF
+      ip netns exec "$ND" timeout "$BUDGET" taskset -c "$DCPU" nice -n "$NICE" haproxy -db -f "$tmp/lb.cfg" >"$tmp/lb.log" 2>&1 &
+      HAP=$!; pids+=("$HAP")
+      sleep 0.5; set_dut ;;
+    rvs-*)
+      m="${mode#rvs-}"; b="${m#*-}"; m="${m%-*}"
+      case "$m" in dr) flag=-g ;; tun) flag=-i ;; nat) flag=-m ;; esac
+      case "$m" in dr) rs_setup dr; rs_route client ;; tun) rs_setup tun; rs_route client ;; nat) rs_route dir ;; esac
+      RVS_BACKEND="$([ "$b" = xdp ] && echo af-xdp || echo af-packet)"; RVS_METHOD="$m"
+      start_rvsd "$RVS_BACKEND" || return 1
+      rvs_services ;;
+  esac
+}
+RVS_BACKEND=""; RVS_METHOD=""
+rvs_services() { # the benchmark's services on the running rvsd
+  local flag k
+  case "$RVS_METHOD" in dr) flag=-g ;; tun) flag=-i ;; nat) flag=-m ;; esac
+  adm -A -u "$VIP:9" -s rr; adm -A -t "$VIP:80" -s rr
+  for k in 1 2 3; do
+    adm -a -u "$VIP:9" -r "198.19.$k.2:9" "$flag"
+    adm -a -t "$VIP:80" -r "198.19.$k.2:80" "$flag"
+  done
+  if [ "$RVS_METHOD" = nat ]; then adm -A -t "$VIP:5201" -s rr; adm -a -t "$VIP:5201" -r 198.19.1.2:5201 -m; fi
+}
+rvs_restart() { # a fresh rvsd: runs at full load are independent samples (see README)
+  stop_rvsd; start_rvsd "$RVS_BACKEND" && rvs_services
+}
+mode_down() {
+  case "$1" in
+    ceiling) nsx "$ND" nft delete table netdev bench_ceiling ;;
+    nft) nsx "$ND" nft delete table ip bench_lb ;;
+    haproxy) stop_bg "$HAP"; HAP="" ;;
+    rvs-*) stop_rvsd; rs_undo ;;
+  esac
+  rs_route dir
+  DUT_PIDS=""
+}
+
+# ------------------------------------------------------------------ metadata
+{
+  echo "date=$(date -u '+%Y-%m-%d %H:%M UTC')"
+  echo "kernel=$(uname -r)"
+  echo "cpu=$(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)"
+  echo "cpus=$NCPU"
+  echo "cores=director on CPU $DCPU (taskset; its NAPI threads pinned there), generator, client and real servers on CPU $GCPU; measured tasks at nice $NICE"
+  echo "load_start=$(cut -d' ' -f1-3 /proc/loadavg)"
+  echo "commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$ROOT" diff --quiet HEAD -- crates 2>/dev/null || echo '+local changes')"
+  echo "quick=$quick"
+  echo "fixed_rate=$FIXED_RATE"
+  echo "runs=$RUNS runs; $T s per packet-rate window, $WRK_T s wrk, $BULK_T s iperf3, $LAT_N round trips"
+  echo "tools=$( { trafgen -v 2>/dev/null | head -1 | awk '{print $1, $2}'; wrk -v 2>&1 | head -1 | awk '{print "wrk", $2}'; iperf3 -v 2>/dev/null | head -1 | awk '{print $1, $2}'; haproxy -v 2>/dev/null | head -1 | awk '{print "HAProxy", $3}'; nft -v | awk '{print "nft", $2}'; } | paste -sd, | sed 's/,/, /g')"
+} >"$META.new"
+if [ -n "$only_modes$only_workloads" ] && [ -f "$META" ]; then
+  # partial re-run: keep the original date and load, note the re-run
+  grep -E '^(date|load_start|load_end)=' "$META" >"$META.keep" || true
+  grep -vE '^(date|load_start|load_end)=' "$META.new" >>"$META.keep"
+  mv "$META.keep" "$META"; rm -f "$META.new"
+else
+  mv "$META.new" "$META"
+fi
+
+# ------------------------------------------------------------------ run
+MODES=(ceiling fwd nft haproxy rvs-dr-afp rvs-tun-afp rvs-nat-afp rvs-dr-xdp rvs-tun-xdp rvs-nat-xdp)
+if ! have trafgen; then skip udp all "trafgen (netsniff-ng) not installed"; fi
+XDP_OK=1
+per_mode=0
+for w in udp conn lat bulk; do want_wl "$w" && per_mode=1; done
+for mode in "${MODES[@]}"; do
+  [ "$per_mode" = 1 ] || break
+  want_mode "$mode" || continue
+  if [ "$mode" = haproxy ] && ! have haproxy; then
+    skip conn haproxy "haproxy not installed"; skip lat haproxy "haproxy not installed"; continue
+  fi
+  if [[ "$mode" == *-xdp ]] && [ "$XDP_OK" = 0 ]; then skip udp "$mode" "AF_XDP unavailable (see rvsd log)"; continue; fi
+  log "== $mode"
+  if ! mode_up "$mode"; then
+    [[ "$mode" == *-xdp ]] && XDP_OK=0
+    skip all "$mode" "could not start: $(tail -1 "$tmp/rvsd.log" 2>/dev/null)"
+    mode_down "$mode" 2>/dev/null || true
+    continue
+  fi
+  if [ -n "${BENCH_PAUSE:-}" ]; then log "pausing ${BENCH_PAUSE}s (lab $P)"; sleep "$BENCH_PAUSE"; fi
+  # 1. packet rate (the real servers drop at their ingress)
+  if want_wl udp && have trafgen && [ "$mode" != haproxy ]; then
+    sink on
+    cfg="$tmp/udp-vip.cfg"; [ "$mode" = fwd ] && cfg="$tmp/udp-rip.cfg"
+    udp_runs udp "$mode" "$cfg"
+    if [ "$mode" != ceiling ] && [ "$quick" = 0 ]; then udp_runs udp_fixed "$mode" "$cfg" -b "$FIXED_RATE"; fi
+    [[ "$mode" == rvs-* ]] && log "rvsd after the UDP runs: $(rvs_diag)"
+    sink off
+  fi
+  if [ "$mode" != ceiling ]; then
+    url="http://$VIP:80/"; lua=""; host="$VIP"
+    if [ "$mode" = fwd ]; then url="http://198.19.1.2:80/"; lua="$tmp/rips.lua"; host=198.19.1.2; fi
+    want_wl conn && conn_runs "$mode" "$url" "$lua"
+    if want_wl lat; then
+      [ "$mode" = fwd ] && lat_runs direct 198.18.1.2
+      lat_runs "$mode" "$host"
+    fi
+    if want_wl bulk && [ "$mode" = fwd ]; then bulk_runs direct 198.18.1.2; fi
+    if want_wl bulk && [[ "$mode" =~ ^(fwd|nft|haproxy|rvs-nat-.*)$ ]]; then bulk_runs "$mode" "$host"; fi
+  fi
+  if [ "$mode" = nft ]; then
+    log "conntrack entries after nft runs: $(nsx "$ND" cat /proc/sys/net/netfilter/nf_conntrack_count 2>/dev/null)"
+  fi
+  mode_down "$mode"
+done
+
+# ------------------------------------------------------------------ scale
+if want_wl scale && { [ -z "$only_modes" ] || want_mode scale; }; then
+  if have trafgen; then
+    log "== scale: 1,000,000 connections in rvsd (DR, AF_PACKET, SYNs from 17 addresses x 62,500 ports)"
+    mode_up rvs-dr-afp
+    sink on
+    pid=$(rvsd_pid)
+    rss0=$(vmrss_kib "$pid")
+    cat >"$tmp/syn.cfg" <<EOF
+{ eth(da=$DMAC), ipv4(sa=198.18.0.100, sa[3]=dinc(100, 116), da=$VIP, ttl=64),
+  tcp(sp=dinc(1024, 63523), dp=80, syn, seq=12345, win=65535) }
+EOF
+    # 17 and 62,500 are coprime: the first 1,062,500 packets are all distinct 4-tuples.
+    # Sent one sendto(2) at a time (trafgen -t, about 30-40 kpps): trafgen's rate limiter
+    # sends bursts, and bursts overflow rvsd's receive ring (see the partial-load test).
+    best_rate=0
+    for pass in 1 2 3; do
+      e0=$(metric rvs_connection_table_entries); ts=$(date +%s%N)
+      ip netns exec "$NG" env LD_PRELOAD="$tmp/sndbuf.so" timeout 60 taskset -c "$GCPU" nice -n "$NICE" \
+        trafgen -i "$tmp/syn.cfg" -o "${P}c0" -P 1 -Q -C -n 1000000 -t 1us >>"$tmp/trafgen.log" 2>&1 || true
+      sleep 0.3
+      e1=$(metric rvs_connection_table_entries); te=$(date +%s%N)
+      rate=$(awk -v a="$e0" -v b="$e1" -v s="$ts" -v e="$te" 'BEGIN {printf "%.0f", (b-a)/((e-s)/1e9)}')
+      [ "$pass" = 1 ] && best_rate=$rate
+      log "pass $pass: $e1 connections in the table (+$((e1 - e0)))"
+      [ "$e1" -ge 1000000 ] && break
+    done
+    sleep 1
+    rss1=$(vmrss_kib "$pid"); entries=$(metric rvs_connection_table_entries); tbytes=$(metric rvs_connection_table_bytes)
+    rec scale rvs-dr-afp 1 entries "$entries"
+    rec scale rvs-dr-afp 1 rss_before_mib "$(awk -v k="$rss0" 'BEGIN {printf "%.1f", k/1024}')"
+    rec scale rvs-dr-afp 1 rss_after_mib "$(awk -v k="$rss1" 'BEGIN {printf "%.1f", k/1024}')"
+    rec scale rvs-dr-afp 1 rss_delta_mib "$(awk -v a="$rss0" -v b="$rss1" 'BEGIN {printf "%.1f", (b-a)/1024}')"
+    rec scale rvs-dr-afp 1 rss_per_conn_bytes "$(awk -v a="$rss0" -v b="$rss1" -v n="$entries" 'BEGIN {printf "%.0f", (b-a)*1024/n}')"
+    rec scale rvs-dr-afp 1 table_bytes_per_conn "$(awk -v b="$tbytes" -v n="$entries" 'BEGIN {printf "%.0f", b/n}')"
+    rec scale rvs-dr-afp 1 syn_rate "$best_rate"
+    log "1M: $entries entries, VmRSS $((rss0 / 1024)) -> $((rss1 / 1024)) MiB, table $((tbytes / 1048576)) MiB"
+    # packet rate with the full table: the UDP flows are looked up among 1M entries
+    if want_wl udp || [ -z "$only_workloads" ] || want_wl scale; then
+      start_trafgen "$tmp/udp-vip.cfg"; sleep "$WARM"
+      s0=$(sample); sleep "$T"; s1=$(sample); stop_bg "$TG"
+      read -r _ fwd _ <<<"$(delta "$s0" "$s1")"
+      rec scale rvs-dr-afp 1 pps_1m "$fwd"
+      log "UDP with 1M connections: $fwd pps"
+    fi
+    sink off
+    mode_down rvs-dr-afp
+  else
+    skip scale rvs-dr-afp "trafgen not installed"
+  fi
+
+  log "== scale: 10,000 services x 10 real servers via rvsadm -R"
+  python3 - >"$tmp/services.rules" <<EOF
+for i in range(10000):
+    vip = f"198.18.{200 + i // 250}.{1 + i % 250}"
+    print(f"-A -t {vip}:80 -s rr")
+    for k in range(10):
+        print(f"-a -t {vip}:80 -r 198.19.{1 + k % 3}.{2 + k}:80 -g -w 1")
+EOF
+  start_rvsd af-packet
+  t0=$(date +%s%N); adm -R <"$tmp/services.rules"; t1=$(date +%s%N)
+  adm -L -n >/dev/null; t2=$(date +%s%N)
+  rec scale rvs-services 1 restore_s "$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.3f", (b-a)/1e9}')"
+  rec scale rvs-services 1 list_s "$(awk -v a="$t1" -v b="$t2" 'BEGIN {printf "%.3f", (b-a)/1e9}')"
+  rec scale rvs-services 1 rss_mib "$(awk -v k="$(vmrss_kib "$(rvsd_pid)")" 'BEGIN {printf "%.1f", k/1024}')"
+  log "10k services: -R $(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.2f", (b-a)/1e9}') s, -L -n $(awk -v a="$t1" -v b="$t2" 'BEGIN {printf "%.2f", (b-a)/1e9}') s"
+  # one more change with the big table loaded (each change rewrites rvsd's nftables table)
+  t0=$(date +%s%N); adm -A -u "$VIP:9" -s rr; t1=$(date +%s%N)
+  rec scale rvs-services 1 change_s "$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.3f", (b-a)/1e9}')"
+  for k in 1 2 3; do adm -a -u "$VIP:9" -r "198.19.$k.2:9" -g; done
+  log "one change with 10k services: $(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.2f", (b-a)/1e9}') s"
+  if have trafgen; then
+    # the packet-rate service among them (DR to the three real servers)
+    rs_setup dr; sink on
+    start_trafgen "$tmp/udp-vip.cfg"; sleep "$WARM"
+    s0=$(sample); sleep "$T"; s1=$(sample)
+    read -r _ fwd _ <<<"$(delta "$s0" "$s1")"
+    rec scale rvs-services 1 pps "$fwd"
+    # forwarding while one service is added: the change is applied inside the packet loop
+    s0=$(sample); adm -A -t 198.18.250.1:80 -s rr; s1=$(sample); stop_bg "$TG"
+    read -r secs fwd2 _ <<<"$(delta "$s0" "$s1")"
+    rec scale rvs-services 1 pps_during_change "$fwd2"
+    rec scale rvs-services 1 change_window_s "$secs"
+    log "UDP with 10k services: $fwd pps; while adding one service ($secs s): $fwd2 pps"
+    # the same with AF_XDP, whose steering is a BPF hash lookup instead of nftables rules
+    stop_rvsd
+    if start_rvsd af-xdp; then
+      t0=$(date +%s%N); adm -R <"$tmp/services.rules"; t1=$(date +%s%N)
+      rec scale rvs-services 1 restore_xdp_s "$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.3f", (b-a)/1e9}')"
+      adm -A -u "$VIP:9" -s rr
+      for k in 1 2 3; do adm -a -u "$VIP:9" -r "198.19.$k.2:9" -g; done
+      start_trafgen "$tmp/udp-vip.cfg"; sleep "$WARM"
+      s0=$(sample); sleep "$T"; s1=$(sample); stop_bg "$TG"
+      read -r _ fwd _ <<<"$(delta "$s0" "$s1")"
+      rec scale rvs-services 1 pps_xdp "$fwd"
+      log "AF_XDP: -R $(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.2f", (b-a)/1e9}') s, UDP with 10k services: $fwd pps"
+    fi
+    sink off; rs_undo
+  fi
+  stop_rvsd
+  ip netns exec "$ND" timeout "$BUDGET" "$bin/rvsd" --state-file "$tmp/state.json" --socket "$RVS_SOCK" >"$tmp/rvsd-state.log" 2>&1 &
+  sp=$!; pids+=("$sp")
+  for _ in $(seq 200); do adm -L -n >/dev/null 2>&1 && break; sleep 0.05; done
+  t0=$(date +%s%N); adm -R <"$tmp/services.rules"; t1=$(date +%s%N)
+  rec scale rvs-services 1 restore_state_s "$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.3f", (b-a)/1e9}')"
+  stop_bg "$sp"
+fi
+
+echo "load_end=$(cut -d' ' -f1-3 /proc/loadavg)" >>"$META"
+log "== report"
+report
+log "done in $(( $(date +%s) - T0 )) s"
