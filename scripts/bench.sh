@@ -369,7 +369,7 @@ fi
 if [ "$quick" = 1 ]; then
   RUNS=3; T=1; WARM=0.3; BULK_T=1; LAT_N=500; WRK_T=1
 else
-  RUNS=3; T=4; WARM=0.7; BULK_T=5; LAT_N=3000; WRK_T=4
+  RUNS=3; T=4; WARM=0.7; BULK_T=3; LAT_N=2000; WRK_T=3
 fi
 LAT_GAP=0.0003
 FIXED_RATE="${BENCH_FIXED_RATE:-100000pps}"   # the partial-load packet rate
@@ -439,6 +439,7 @@ cleanup() {
   rm -rf "$tmp"
 }
 trap cleanup EXIT
+trap 'echo "bench.sh: line $LINENO: failed: $BASH_COMMAND" >&2' ERR
 trap 'exit 130' INT TERM
 
 mkns() { ip netns add "$1"; nss+=("$1"); ip -n "$1" link set lo up; }
@@ -851,7 +852,12 @@ start_rvsd() { # BACKEND [extra rvsd args]
   pin_napi; set_dut
 }
 stop_rvsd() { [ -n "$RVSD" ] && stop_bg "$RVSD"; RVSD=""; sleep 0.2; pin_napi; }
-metric() { # NAME: a value from rvsd's /metrics
+metric() { # NAME: a value from rvsd's /metrics (0 if it cannot be read)
+  local i
+  for i in 1 2 3; do metric_once "$1" && return 0; sleep 0.5; done
+  echo 0
+}
+metric_once() {
   nsx "$ND" python3 -c '
 import sys, urllib.request
 for l in urllib.request.urlopen("http://127.0.0.1:9105/metrics", timeout=5).read().decode().splitlines():
@@ -879,7 +885,7 @@ for l in urllib.request.urlopen("http://127.0.0.1:9105/metrics", timeout=5).read
         out.append(l.replace("rvs_", "").replace("_total", ""))
 print(" ".join(out))' 2>/dev/null || true
 }
-vmrss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
+vmrss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 rvsd_pid() { ip netns pids "$ND" | while read -r p; do [ "$(cat /proc/"$p"/comm 2>/dev/null)" = rvsd ] && echo "$p"; done | head -1; }
 
 RS_DECAP=()
