@@ -6,10 +6,14 @@ use rvs_sched::{DestState, Flow, SchedKind};
 
 use crate::addr::{Addr16, from16, mask, to16, v4to16};
 use crate::conn::{
-    AF_DEST_V6, AF_V6, Conn, ConnTable, F_ASSURED, F_DEAD, F_FWMARK, F_INACTIVE, F_NOOUTPUT,
-    F_ONE_PACKET, F_OUT_HASHED, F_TEMPLATE, InKey, NONE, OutKey, Slot,
+    AF_DEST_V6, AF_V6, Conn, ConnTable, F_ASSURED, F_DEAD, F_FWMARK, F_INACTIVE, F_NOOUTPUT, F_OFF,
+    F_OFF_GRACE, F_OFF_IN, F_OFF_OUT, F_ONE_PACKET, F_OUT_HASHED, F_TEMPLATE, InKey, NONE, OutKey,
+    Slot,
 };
 use crate::hash::FastMap;
+use crate::offload::{
+    ConnId, FlowMatch, OFFLOAD_GRACE, OffloadDir, OffloadEvent, OffloadFlow, OffloadRewrite,
+};
 use crate::packet::{ParseOutcome, Parsed, parse_into};
 use crate::proto::{
     Direction, SctpState, TcpState, Timeouts, sctp_chunk, sctp_transition, tcp_transition,
@@ -239,6 +243,12 @@ pub struct Balancer {
     expired_order: Vec<(u64, bool, u32)>,
     /// Reused per-group state of [`Balancer::process_batch`].
     batch_scratch: Vec<Prepared>,
+    /// Flow offload on ([`Balancer::set_offload`]).
+    offload: bool,
+    /// Offload events not yet taken by the caller.
+    offload_events: Vec<OffloadEvent>,
+    /// Entries with a flow offloaded.
+    offloaded: usize,
 }
 
 const TEMPLATE_REARM: Duration = Duration::from_secs(60);
@@ -268,6 +278,9 @@ impl Balancer {
             expired_buf: Vec::new(),
             expired_order: Vec::new(),
             batch_scratch: Vec::with_capacity(BATCH),
+            offload: false,
+            offload_events: Vec::new(),
+            offloaded: 0,
         }
     }
 
@@ -280,6 +293,14 @@ impl Balancer {
     pub fn set_config(&mut self, mut cfg: Config) {
         cfg.capacity = self.cfg.capacity;
         cfg.hash_seed = self.cfg.hash_seed;
+        let old = &self.cfg;
+        if old.mtu != cfg.mtu
+            || old.pmtu_disc != cfg.pmtu_disc
+            || old.tunnel_src_v4 != cfg.tunnel_src_v4
+            || old.tunnel_src_v6 != cfg.tunnel_src_v6
+        {
+            self.unoffload_where(|_| true);
+        }
         self.cfg = cfg;
     }
 
@@ -343,6 +364,7 @@ impl Balancer {
     pub fn del_service(&mut self, key: &ServiceKey, now: Instant) -> Result<(), ControlError> {
         let ids = self.services.del_service(key, now)?;
         self.vip_ref(key, false);
+        self.unoffload_where(|c| ids.contains(&c.dest));
         if self.cfg.expire_nodest_conn {
             self.sweep_dests(&ids);
         }
@@ -368,7 +390,11 @@ impl Balancer {
 
     /// `-e`: replace a destination's settings (weight 0 quiesces).
     pub fn edit_dest(&mut self, key: &ServiceKey, cfg: DestConfig) -> Result<(), ControlError> {
-        self.services.edit_dest(key, cfg).map(|_| ())
+        let (id, forwarding) = self.services.edit_dest(key, cfg)?;
+        if forwarding {
+            self.unoffload_where(|c| c.dest == id);
+        }
+        Ok(())
     }
 
     /// `-d`: delete a destination.
@@ -380,6 +406,7 @@ impl Balancer {
         now: Instant,
     ) -> Result<(), ControlError> {
         let id = self.services.del_dest(key, addr, port, now)?;
+        self.unoffload_where(|c| c.dest == id);
         if self.cfg.expire_nodest_conn {
             self.sweep_dests(&[id]);
         }
@@ -497,6 +524,18 @@ impl Balancer {
                 }
                 continue;
             }
+            if c.flags & F_OFF != 0 && c.flags & F_OFF_GRACE == 0 {
+                // offloaded: its packets may not have been reported yet
+                self.conns.get_mut(idx).flags |= F_OFF_GRACE;
+                let next = at + OFFLOAD_GRACE.millis();
+                if next <= now.millis() {
+                    self.conns.get_mut(idx).expires_ms = next;
+                    rearmed.push(core::cmp::Reverse((next, false, idx)));
+                } else {
+                    self.conns.set_expires(idx, next);
+                }
+                continue;
+            }
             self.counters.conns_expired += 1;
             self.release(idx);
         }
@@ -546,6 +585,7 @@ impl Balancer {
 
     /// Unlink an entry and release what it holds (destination counters, controller).
     pub(crate) fn release(&mut self, idx: u32) {
+        self.unoffload(idx);
         let c = self.conns.remove(idx);
         self.unbind_dest(&c);
         if let Some(t) = c.controller_slot().and_then(|s| self.conns.resolve(s)) {
@@ -1099,13 +1139,18 @@ impl Balancer {
     /// Count one packet of `ip_len` bytes for a destination, its service and the totals
     /// (spec 3.8: relayed ICMP errors count too).
     fn account(&mut self, dest: u32, ip_len: usize, outbound: bool) {
-        let bytes = ip_len as u64;
+        self.account_n(dest, 1, ip_len as u64, outbound);
+    }
+
+    /// Count `packets` packets of `bytes` IP bytes in all for a destination, its service
+    /// and the totals.
+    fn account_n(&mut self, dest: u32, packets: u64, bytes: u64, outbound: bool) {
         let bump = |st: &mut Stats| {
             if outbound {
-                st.outpkts += 1;
+                st.outpkts += packets;
                 st.outbytes += bytes;
             } else {
-                st.inpkts += 1;
+                st.inpkts += packets;
                 st.inbytes += bytes;
             }
         };
@@ -1133,14 +1178,22 @@ impl Balancer {
         self.advance_state(now, idx, p, false);
         let c = self.conns.get_mut(idx);
         c.in_pkts = c.in_pkts.wrapping_add(1);
-        crate::xmit::transmit_in(self, idx, p, f)
+        let a = crate::xmit::transmit_in(self, idx, p, f);
+        if self.offload && matches!(a, Action::Forward(_)) {
+            self.offer_offload(idx, OffloadDir::In, p);
+        }
+        a
     }
 
     /// NAT reply from a real server: account, advance state, SNAT and send to the client.
     fn forward_out(&mut self, now: Instant, idx: u32, p: &Parsed, f: &mut FrameBuf<'_>) -> Action {
         self.account(self.conns.get(idx).dest, p.ip_len, true);
         self.advance_state(now, idx, p, true);
-        crate::xmit::transmit_out(self, idx, p, f)
+        let a = crate::xmit::transmit_out(self, idx, p, f);
+        if self.offload && matches!(a, Action::Forward(_)) {
+            self.offer_offload(idx, OffloadDir::Out, p);
+        }
+        a
     }
 
     /// Protocol state transition and timer re-arm (5.3, 5.4, 5.6).
@@ -1205,10 +1258,220 @@ impl Balancer {
         if half_open {
             self.conns.note_half_open(idx);
         }
+        if self.offloaded != 0 && self.conns.get(idx).flags & F_OFF != 0 && !self.offload_state(idx)
+        {
+            self.unoffload(idx);
+        }
         if established && let Some(t) = controller.and_then(|s| self.conns.resolve(s)) {
             self.conns.get_mut(t).flags |= F_ASSURED;
         }
         self.conns.set_expires(idx, (now + timeout).millis());
+    }
+
+    // ------------------------------------------------------------------ offload
+
+    /// Turn flow offload on or off (off by default). See [`crate::offload`]. Turning it off
+    /// queues a [`OffloadEvent::Remove`] for every offloaded flow.
+    pub fn set_offload(&mut self, on: bool) {
+        if !on {
+            self.unoffload_where(|_| true);
+        }
+        self.offload = on;
+    }
+
+    /// Move the pending offload events to the end of `out`.
+    pub fn take_offload_events(&mut self, out: &mut Vec<OffloadEvent>) {
+        out.append(&mut self.offload_events);
+    }
+
+    /// Connections with a flow offloaded.
+    pub fn offloaded(&self) -> usize {
+        self.offloaded
+    }
+
+    /// The caller could not install an [`OffloadEvent::Install`] (next hop not resolved
+    /// yet, table full): the core offers the flow again on its next packet.
+    pub fn offload_rejected(&mut self, conn: ConnId, dir: OffloadDir) {
+        let Some(idx) = self.conns.resolve(conn.0) else {
+            return;
+        };
+        let c = self.conns.get_mut(idx);
+        let had = c.flags & F_OFF != 0;
+        c.flags &= !dir_flag(dir);
+        if had && c.flags & F_OFF == 0 {
+            c.flags &= !F_OFF_GRACE;
+            self.offloaded -= 1;
+        }
+    }
+
+    /// The offloaded path forwarded `packets` packets of `bytes` IP bytes of this flow since
+    /// the last report: count them and, while the flow is still offloaded, re-arm the
+    /// connection's timer as those packets would have (its state is unchanged: only
+    /// packets that do not change it are offloaded). False when the connection no longer
+    /// exists (the counts are then lost with it).
+    pub fn offload_seen(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        dir: OffloadDir,
+        packets: u64,
+        bytes: u64,
+    ) -> bool {
+        let Some(idx) = self.conns.resolve(conn.0) else {
+            return false;
+        };
+        if packets == 0 {
+            return true;
+        }
+        let out = dir == OffloadDir::Out;
+        let dest = self.conns.get(idx).dest;
+        self.account_n(dest, packets, bytes, out);
+        let c = self.conns.get_mut(idx);
+        if !out {
+            c.in_pkts = c.in_pkts.wrapping_add(packets as u32);
+        }
+        if c.flags & dir_flag(dir) != 0 {
+            c.flags &= !F_OFF_GRACE;
+            let timeout = match c.proto {
+                6 => self.timeouts.tcp_state(TcpState::from_index(c.state)),
+                _ => self.timeouts.udp,
+            };
+            self.conns.set_expires(idx, (now + timeout).millis());
+        }
+        true
+    }
+
+    /// Whether the entry's protocol state may be offloaded.
+    fn offload_state(&self, idx: u32) -> bool {
+        let c = self.conns.get(idx);
+        match c.proto {
+            17 => true,
+            6 => TcpState::from_index(c.state) == TcpState::Established,
+            _ => false,
+        }
+    }
+
+    /// After forwarding a packet of entry `idx`: offer its flow when it qualifies.
+    fn offer_offload(&mut self, idx: u32, dir: OffloadDir, p: &Parsed) {
+        let c = self.conns.get(idx);
+        if c.flags & dir_flag(dir) != 0
+            || c.flags & (F_FWMARK | F_ONE_PACKET | F_TEMPLATE) != 0
+            || p.l3 != 14
+            || !self.offload_state(idx)
+        {
+            return;
+        }
+        let v6 = c.is_v6();
+        let dest_v6 = c.dest_v6();
+        let caddr = from16(&c.caddr, v6);
+        let vaddr = from16(&c.vaddr, v6);
+        let daddr = from16(&c.daddr, dest_v6);
+        let mtu = self.cfg.mtu;
+        let (flow, rewrite, next_hop, max_len) = match (dir, ForwardMethod::from_u8(c.method)) {
+            (OffloadDir::In, m) => {
+                let flow = FlowMatch {
+                    proto: c.proto,
+                    src: caddr,
+                    sport: c.cport,
+                    dst: vaddr,
+                    dport: c.vport,
+                };
+                let (rewrite, max_len) = match m {
+                    ForwardMethod::DirectRoute => (OffloadRewrite::Route, mtu),
+                    ForwardMethod::Masq => (
+                        OffloadRewrite::Dnat {
+                            addr: daddr,
+                            port: c.dport,
+                        },
+                        mtu,
+                    ),
+                    ForwardMethod::Tunnel => {
+                        if self.services.dest(c.dest).cfg.tunnel != crate::TunnelType::Ipip {
+                            return;
+                        }
+                        let src = if dest_v6 {
+                            self.cfg.tunnel_src_v6.map(IpAddr::V6)
+                        } else {
+                            self.cfg.tunnel_src_v4.map(IpAddr::V4)
+                        };
+                        let Some(src) = src else { return };
+                        let overhead = if dest_v6 { 40 } else { 20 };
+                        (
+                            OffloadRewrite::Ipip {
+                                src,
+                                dst: daddr,
+                                copy_df: self.cfg.pmtu_disc,
+                            },
+                            mtu.saturating_sub(overhead),
+                        )
+                    }
+                    ForwardMethod::Local => return,
+                };
+                (flow, rewrite, daddr, max_len)
+            }
+            (OffloadDir::Out, ForwardMethod::Masq) => (
+                FlowMatch {
+                    proto: c.proto,
+                    src: daddr,
+                    sport: c.dport,
+                    dst: caddr,
+                    dport: c.cport,
+                },
+                OffloadRewrite::Snat {
+                    addr: vaddr,
+                    port: c.vport,
+                },
+                caddr,
+                u16::MAX,
+            ),
+            (OffloadDir::Out, _) => return,
+        };
+        let conn = ConnId(self.conns.slot_of(idx));
+        let c = self.conns.get_mut(idx);
+        if c.flags & F_OFF == 0 {
+            self.offloaded += 1;
+        }
+        c.flags |= dir_flag(dir);
+        self.offload_events.push(OffloadEvent::Install(OffloadFlow {
+            conn,
+            dir,
+            flow,
+            rewrite,
+            next_hop,
+            max_len,
+        }));
+    }
+
+    /// Take back every offloaded flow of entry `idx`.
+    fn unoffload(&mut self, idx: u32) {
+        let flags = self.conns.get(idx).flags;
+        if flags & F_OFF == 0 {
+            return;
+        }
+        let conn = ConnId(self.conns.slot_of(idx));
+        for dir in [OffloadDir::In, OffloadDir::Out] {
+            if flags & dir_flag(dir) != 0 {
+                self.offload_events.push(OffloadEvent::Remove { conn, dir });
+            }
+        }
+        self.conns.get_mut(idx).flags &= !(F_OFF | F_OFF_GRACE);
+        self.offloaded -= 1;
+    }
+
+    /// Take back the offloaded flows of every entry that `pred` selects.
+    fn unoffload_where(&mut self, pred: impl Fn(&Conn) -> bool) {
+        if self.offloaded == 0 {
+            return;
+        }
+        let victims: Vec<u32> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.flags & F_OFF != 0 && pred(c))
+            .map(|(i, _)| i)
+            .collect();
+        for i in victims {
+            self.unoffload(i);
+        }
     }
 
     /// Next IP identification for generated headers.
@@ -1255,6 +1518,14 @@ impl Balancer {
 
     pub(crate) fn is_vip(&self, v6: bool, a: &Addr16) -> bool {
         self.vips.contains_key(&(v6, *a))
+    }
+}
+
+/// The entry flag of an offloaded direction.
+const fn dir_flag(dir: OffloadDir) -> u16 {
+    match dir {
+        OffloadDir::In => F_OFF_IN,
+        OffloadDir::Out => F_OFF_OUT,
     }
 }
 

@@ -41,6 +41,14 @@ pub(crate) const F_ONE_PACKET: u16 = 0x0040;
 pub(crate) const F_LIVE: u16 = 0x0080;
 /// Belongs to a firewall-mark service: only frames that carry their mark may use it.
 pub(crate) const F_FWMARK: u16 = 0x0100;
+/// The client → VIP flow is offloaded (`crate::offload`).
+pub(crate) const F_OFF_IN: u16 = 0x0200;
+/// The NAT reply flow is offloaded.
+pub(crate) const F_OFF_OUT: u16 = 0x0400;
+/// Offloaded, deadline passed once: waiting [`crate::offload::OFFLOAD_GRACE`] for a late report.
+pub(crate) const F_OFF_GRACE: u16 = 0x0800;
+/// Either direction offloaded.
+pub(crate) const F_OFF: u16 = F_OFF_IN | F_OFF_OUT;
 
 /// Address-family bits in [`Conn::af`].
 pub(crate) const AF_V6: u8 = 0x1;
@@ -247,7 +255,7 @@ impl OutKey {
 }
 
 /// A reference to a slab slot that survives reuse checks.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) struct Slot {
     pub(crate) idx: u32,
     pub(crate) generation: u32,

@@ -49,6 +49,7 @@ mod conn;
 mod hash;
 mod icmp;
 mod index;
+pub mod offload;
 mod packet;
 pub mod proto;
 mod service;
@@ -60,6 +61,7 @@ mod xmit;
 pub use balancer::{
     Action, BATCH, Balancer, Config, Counters, DropReason, Egress, FrameBuf, RxMeta,
 };
+pub use offload::{ConnId, FlowMatch, OffloadDir, OffloadEvent, OffloadFlow, OffloadRewrite};
 pub use service::{
     ControlError, DestConfig, ForwardMethod, Persistence, Protocol, ServiceConfig, ServiceKey,
     TunnelCsum, TunnelType,

@@ -614,7 +614,7 @@ impl Services {
         &mut self,
         key: &ServiceKey,
         mut cfg: DestConfig,
-    ) -> Result<u32, ControlError> {
+    ) -> Result<(u32, bool), ControlError> {
         let sid = self.find(key).ok_or(ControlError::NoSuchService)?;
         validate_dest(&self.svc(sid).cfg, &cfg)?;
         cfg.port = Self::effective_port(&self.svc(sid).cfg, &cfg);
@@ -638,8 +638,12 @@ impl Services {
             .update(&svc.dests, DestChange::Edited { index: pos });
         let d = self.dest_mut(rid);
         d.state_u_threshold = cfg.u_threshold;
+        // what changes how existing connections are forwarded (weights and thresholds do not)
+        let forwarding = d.cfg.method != cfg.method
+            || d.cfg.tunnel != cfg.tunnel
+            || d.cfg.tun_csum != cfg.tun_csum;
         d.cfg = cfg;
-        Ok(rid)
+        Ok((rid, forwarding))
     }
 
     /// `-d`: move to the trash (connections keep the record alive).
