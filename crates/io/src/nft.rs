@@ -106,27 +106,66 @@ impl VipPort {
         if self.vip.is_ipv4() { "ip" } else { "ip6" }
     }
 
-    fn rule(&self) -> String {
-        let (fam, p) = (self.family(), self.proto.as_str());
-        let (addr, port) = if self.source {
-            ("saddr", "sport")
+    /// The set this entry belongs in and its element text.
+    fn element(&self) -> (usize, String) {
+        let v6 = usize::from(self.vip.is_ipv6());
+        let with_port = self.port != 0;
+        let set = v6 * 4 + usize::from(self.source) * 2 + usize::from(!with_port);
+        let p = self.proto.as_str();
+        let text = if with_port {
+            format!("{} . {p} . {}", self.vip, self.port)
         } else {
-            ("daddr", "dport")
+            format!("{} . {p}", self.vip)
         };
-        let spare = match self.except_daddr {
-            Some(l) if self.source => format!("{fam} daddr != {l} "),
-            _ => String::new(),
-        };
-        if self.port == 0 {
-            format!("{fam} {addr} {} {spare}meta l4proto {p} drop", self.vip)
-        } else {
-            format!(
-                "{fam} {addr} {} {spare}{p} {port} {} drop",
-                self.vip, self.port
-            )
-        }
+        (set, text)
     }
 }
+
+/// The sets of the table, indexed by [`VipPort::element`]: name, element type, and the
+/// match expression of the drop rule that uses it (`{spare}`: the spared-destination test of
+/// source rules).
+const SETS: [(&str, &str, &str); 8] = [
+    (
+        "dst4",
+        "ipv4_addr . inet_proto . inet_service",
+        "ip daddr . meta l4proto . th dport",
+    ),
+    (
+        "dst4_all",
+        "ipv4_addr . inet_proto",
+        "ip daddr . meta l4proto",
+    ),
+    (
+        "src4",
+        "ipv4_addr . inet_proto . inet_service",
+        "ip saddr . meta l4proto . th sport",
+    ),
+    (
+        "src4_all",
+        "ipv4_addr . inet_proto",
+        "ip saddr . meta l4proto",
+    ),
+    (
+        "dst6",
+        "ipv6_addr . inet_proto . inet_service",
+        "ip6 daddr . meta l4proto . th dport",
+    ),
+    (
+        "dst6_all",
+        "ipv6_addr . inet_proto",
+        "ip6 daddr . meta l4proto",
+    ),
+    (
+        "src6",
+        "ipv6_addr . inet_proto . inet_service",
+        "ip6 saddr . meta l4proto . th sport",
+    ),
+    (
+        "src6_all",
+        "ipv6_addr . inet_proto",
+        "ip6 saddr . meta l4proto",
+    ),
+];
 
 fn check_table(table: &str) -> io::Result<()> {
     let ok = table.len() <= 64
@@ -157,11 +196,17 @@ fn check_device(dev: &str) -> io::Result<()> {
     }
 }
 
-/// Render the nft script that (re)creates table `netdev <table>` with one `ingress` chain
-/// per device (priority -500, before any other ingress chain; policy accept) and one drop
-/// rule per service. The script first creates and deletes the table, so applying it
-/// replaces any older version in the same transaction. Services are written in the order
-/// given, duplicates removed.
+/// Render the nft script that (re)creates table `netdev <table>`: sets of what to drop
+/// (virtual services by destination address, protocol and port, or address and protocol
+/// for port-0 services; NAT real servers by source), and one `ingress` chain per device
+/// (priority -500, before any other ingress chain; policy accept) with one drop rule per
+/// non-empty set. A lookup in a set costs the same for 10 services or 10,000, and the
+/// script grows by one line per service. Source (real-server) rules spare packets
+/// addressed to any of the `except_daddr` addresses given (the director's own addresses:
+/// answers to its health checks).
+///
+/// The script first creates and deletes the table, so applying it replaces any older
+/// version in the same transaction. Duplicates are removed.
 ///
 /// # Errors
 ///
@@ -181,11 +226,22 @@ pub fn ingress_drop_ruleset(
     for d in devices {
         check_device(d)?;
     }
-    let mut rules: Vec<String> = Vec::with_capacity(services.len());
+    let mut sets: [Vec<String>; 8] = Default::default();
+    let mut seen = std::collections::HashSet::new();
+    let mut spare: [Vec<String>; 2] = Default::default();
     for s in services {
-        let r = s.rule();
-        if !rules.contains(&r) {
-            rules.push(r);
+        let (i, e) = s.element();
+        if seen.insert((i, e.clone())) {
+            sets[i].push(e);
+        }
+        if s.source
+            && let Some(l) = s.except_daddr
+        {
+            let l = l.to_string();
+            let fam = usize::from(s.vip.is_ipv6());
+            if !spare[fam].contains(&l) {
+                spare[fam].push(l);
+            }
         }
     }
     let mut out = String::new();
@@ -193,14 +249,42 @@ pub fn ingress_drop_ruleset(
     let _ = writeln!(out, "table netdev {table}");
     let _ = writeln!(out, "delete table netdev {table}");
     let _ = writeln!(out, "table netdev {table} {{");
-    for (i, d) in devices.iter().enumerate() {
-        let _ = writeln!(out, "\tchain ingress_{i} {{");
+    let write_set = |out: &mut String, name: &str, ty: &str, elems: &[String]| {
+        let _ = writeln!(out, "\tset {name} {{");
+        let _ = writeln!(out, "\t\ttype {ty}");
+        if !elems.is_empty() {
+            let _ = writeln!(out, "\t\telements = {{ {} }}", elems.join(", "));
+        }
+        let _ = writeln!(out, "\t}}");
+    };
+    for (i, (name, ty, _)) in SETS.iter().enumerate() {
+        if !sets[i].is_empty() {
+            write_set(&mut out, name, ty, &sets[i]);
+        }
+    }
+    for (fam, name, ty) in [(0, "spare4", "ipv4_addr"), (1, "spare6", "ipv6_addr")] {
+        if !spare[fam].is_empty() {
+            write_set(&mut out, name, ty, &spare[fam]);
+        }
+    }
+    for (d, dev) in devices.iter().enumerate() {
+        let _ = writeln!(out, "\tchain ingress_{d} {{");
         let _ = writeln!(
             out,
-            "\t\ttype filter hook ingress device \"{d}\" priority -500; policy accept;"
+            "\t\ttype filter hook ingress device \"{dev}\" priority -500; policy accept;"
         );
-        for r in &rules {
-            let _ = writeln!(out, "\t\t{r}");
+        for (i, (name, _, expr)) in SETS.iter().enumerate() {
+            if sets[i].is_empty() {
+                continue;
+            }
+            let v6 = i >= 4;
+            let source = i % 4 >= 2;
+            let guard = match (source, v6) {
+                (true, false) if !spare[0].is_empty() => " ip daddr != @spare4",
+                (true, true) if !spare[1].is_empty() => " ip6 daddr != @spare6",
+                _ => "",
+            };
+            let _ = writeln!(out, "\t\t{expr} @{name}{guard} drop");
         }
         let _ = writeln!(out, "\t}}");
     }
@@ -364,23 +448,36 @@ mod tests {
             VipPort::new(Proto::Udp, "2001:db8::10".parse().expect("ip"), 53),
             VipPort::new(Proto::Sctp, "198.18.0.11".parse().expect("ip"), 0),
             VipPort::new(Proto::Tcp, "198.18.0.10".parse().expect("ip"), 80),
+            VipPort::new(Proto::Udp, "198.18.0.10".parse().expect("ip"), 53),
         ];
         let text = ingress_drop_ruleset("rvs", &["eth0", "veth-a"], &s).expect("valid");
         let expected = "\
 table netdev rvs
 delete table netdev rvs
 table netdev rvs {
+\tset dst4 {
+\t\ttype ipv4_addr . inet_proto . inet_service
+\t\telements = { 198.18.0.10 . tcp . 80, 198.18.0.10 . udp . 53 }
+\t}
+\tset dst4_all {
+\t\ttype ipv4_addr . inet_proto
+\t\telements = { 198.18.0.11 . sctp }
+\t}
+\tset dst6 {
+\t\ttype ipv6_addr . inet_proto . inet_service
+\t\telements = { 2001:db8::10 . udp . 53 }
+\t}
 \tchain ingress_0 {
 \t\ttype filter hook ingress device \"eth0\" priority -500; policy accept;
-\t\tip daddr 198.18.0.10 tcp dport 80 drop
-\t\tip6 daddr 2001:db8::10 udp dport 53 drop
-\t\tip daddr 198.18.0.11 meta l4proto sctp drop
+\t\tip daddr . meta l4proto . th dport @dst4 drop
+\t\tip daddr . meta l4proto @dst4_all drop
+\t\tip6 daddr . meta l4proto . th dport @dst6 drop
 \t}
 \tchain ingress_1 {
 \t\ttype filter hook ingress device \"veth-a\" priority -500; policy accept;
-\t\tip daddr 198.18.0.10 tcp dport 80 drop
-\t\tip6 daddr 2001:db8::10 udp dport 53 drop
-\t\tip daddr 198.18.0.11 meta l4proto sctp drop
+\t\tip daddr . meta l4proto . th dport @dst4 drop
+\t\tip daddr . meta l4proto @dst4_all drop
+\t\tip6 daddr . meta l4proto . th dport @dst6 drop
 \t}
 }
 ";
@@ -395,13 +492,18 @@ table netdev rvs {
         ];
         let text = ingress_drop_ruleset("rvs", &["eth0"], &s).expect("valid");
         assert!(
-            text.contains("\t\tip saddr 198.19.0.2 tcp sport 8080 drop\n"),
+            text.contains("\t\tip saddr . meta l4proto . th sport @src4 drop\n"),
             "{text}"
         );
         assert!(
-            text.contains("\t\tip6 saddr 2001:db8::2 meta l4proto udp drop\n"),
+            text.contains("elements = { 198.19.0.2 . tcp . 8080 }"),
             "{text}"
         );
+        assert!(
+            text.contains("\t\tip6 saddr . meta l4proto @src6_all drop\n"),
+            "{text}"
+        );
+        assert!(text.contains("elements = { 2001:db8::2 . udp }"), "{text}");
     }
 
     #[test]
@@ -410,13 +512,33 @@ table netdev rvs {
             .except(Some("198.19.0.1".parse().expect("ip")));
         let text = ingress_drop_ruleset("rvs", &["eth0"], &[r]).expect("valid");
         assert!(
-            text.contains("\t\tip saddr 198.19.0.2 ip daddr != 198.19.0.1 tcp sport 80 drop\n"),
+            text.contains(
+                "\t\tip saddr . meta l4proto . th sport @src4 ip daddr != @spare4 drop\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("\tset spare4 {\n\t\ttype ipv4_addr\n\t\telements = { 198.19.0.1 }"),
             "{text}"
         );
         // another family's address is not used
         let r6 = VipPort::real_server(Proto::Udp, "2001:db8::2".parse().expect("ip"), 0)
             .except(Some("198.19.0.1".parse().expect("ip")));
         assert_eq!(r6.except_daddr, None);
+    }
+
+    /// 10,000 services make one line each, in one set, and one rule per device.
+    #[test]
+    fn ten_thousand_services_stay_one_rule() {
+        let s: Vec<VipPort> = (0..10_000u32)
+            .map(|i| {
+                let a = std::net::Ipv4Addr::from(0xC612_0000 | (i >> 4));
+                VipPort::new(Proto::Tcp, a.into(), 80 + (i & 15) as u16)
+            })
+            .collect();
+        let text = ingress_drop_ruleset("rvs", &["eth0"], &s).expect("valid");
+        assert_eq!(text.matches(" drop\n").count(), 1, "one rule");
+        assert_eq!(text.matches(" . tcp . ").count(), 10_000);
     }
 
     #[test]
