@@ -77,6 +77,9 @@
 //!
 //! Loading a program needs `CAP_BPF` + `CAP_NET_ADMIN` (or root), the socket `CAP_NET_RAW`.
 
+#[cfg(test)]
+mod fast_tests;
+mod flows;
 mod rules;
 #[cfg(test)]
 mod tests;
@@ -91,6 +94,8 @@ use std::time::Duration;
 use aya::maps::{HashMap as BpfHashMap, MapData, PerCpuArray, XskMap};
 use aya::programs::Xdp;
 
+pub use self::flows::{DEFAULT_MAX_FLOWS, FlowEntry, FlowKey, FlowRewrite, MAX_MAX_FLOWS};
+use self::flows::{FlowKeyRaw, FlowStats, FlowValueRaw};
 pub use self::rules::{Proto, SteerCounters, SteerRule};
 use self::rules::{SteerKey, diff, key_set, stat};
 use self::umem::{BindFlags, Geometry, Xsk};
@@ -100,7 +105,7 @@ use crate::{MacAddr, invalid, os_err, syscall};
 /// The compiled steering program, or empty when built without clang.
 static STEER_OBJ: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/steer.o"));
 /// The same program compiled to another instruction layout (`-O1 -mcpu=v2`), tried when the
-/// kernel's JIT refuses the first (see [`Steer::load_any`]).
+/// kernel's JIT refuses the first (see [`XdpProgram::load_any`]).
 static STEER_OBJ_ALT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/steer-alt.o"));
 /// `ENOTSUPP` (kernel-internal 524): what `BPF_PROG_LOAD` returns when the verifier accepted
 /// the program but the JIT failed on it and the interpreter is compiled out.
@@ -114,6 +119,8 @@ const PROG: &str = "rvs_steer";
 const MAP_RULES: &str = "rvs_rules";
 const MAP_XSKS: &str = "rvs_xsks";
 const MAP_STATS: &str = "rvs_stats";
+const MAP_FLOWS: &str = "rvs_flows";
+const MAP_FLOW_STATS: &str = "rvs_flow_stats";
 /// Entries of `rvs_xsks`: the highest queue a socket may bind, plus one.
 const MAX_QUEUES: u32 = 64;
 /// Ethernet header, and an 802.1Q tag.
@@ -179,6 +186,9 @@ pub struct XdpOpts {
     /// Capacity of the rule map, in keys (default 4096; each [`SteerRule`] takes one key
     /// plus one shared per address and protocol for fragments).
     pub max_rules: u32,
+    /// Capacity of the fast path's flow table, and number of its counter slots (default
+    /// [`DEFAULT_MAX_FLOWS`], at most [`MAX_MAX_FLOWS`]).
+    pub max_flows: u32,
     /// Ask the kernel to say when it needs a syscall to make progress
     /// (`XDP_USE_NEED_WAKEUP`, default on): saves syscalls in zero-copy mode.
     pub need_wakeup: bool,
@@ -194,6 +204,7 @@ impl Default for XdpOpts {
             rx_frames: 2048,
             tx_frames: 2048,
             max_rules: 4096,
+            max_flows: DEFAULT_MAX_FLOWS,
             need_wakeup: true,
         }
     }
@@ -221,11 +232,20 @@ impl XdpOpts {
                 MAX_QUEUES - 1
             )));
         }
-        if self.max_rules == 0 || self.max_rules > 1 << 20 {
-            return Err(invalid("max_rules must be between 1 and 1048576"));
-        }
-        Ok(())
+        validate_sizes(self.max_rules, self.max_flows)
     }
+}
+
+fn validate_sizes(max_rules: u32, max_flows: u32) -> io::Result<()> {
+    if max_rules == 0 || max_rules > 1 << 20 {
+        return Err(invalid("max_rules must be between 1 and 1048576"));
+    }
+    if max_flows == 0 || max_flows > MAX_MAX_FLOWS {
+        return Err(invalid(format!(
+            "max_flows must be between 1 and {MAX_MAX_FLOWS}"
+        )));
+    }
+    Ok(())
 }
 
 /// Counters of an [`XdpSocket`]: the program's verdicts and the kernel's socket counters
@@ -315,26 +335,104 @@ where
     os_err(op, target, io::Error::new(kind, e))
 }
 
-/// The loaded steering program and its maps.
+/// The XDP program (`bpf/steer.c`) attached to one interface, with its maps: the steering
+/// rules of an [`XdpSocket`] and the fast path's flow table ([`XdpProgram::flow_insert`]).
+///
+/// Made by [`XdpProgram::attach`] for the AF_PACKET backend (no AF_XDP socket: no steering
+/// rule, every frame without a flow entry passes to the kernel), or owned by an
+/// [`XdpSocket`] ([`XdpSocket::program`]). Dropping it detaches the program (see
+/// [`XdpSocket`] about the namespace of the drop).
 ///
 /// Field order is drop order: `ebpf` owns the program and its attachment, so dropping it
 /// first detaches the program before anything else goes away.
-struct Steer {
+pub struct XdpProgram {
     ebpf: aya::Ebpf,
     rules: BpfHashMap<MapData, SteerKey, u32>,
     xsks: XskMap<MapData>,
     stats: PerCpuArray<MapData, u64>,
+    flows: BpfHashMap<MapData, FlowKeyRaw, FlowValueRaw>,
+    flow_stats: FlowStats,
+    max_flows: u32,
+    ifindex: u32,
+    ifname: String,
+    mode: XdpMode,
 }
 
-impl Steer {
+impl fmt::Debug for XdpProgram {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("XdpProgram")
+            .field("ifname", &self.ifname)
+            .field("ifindex", &self.ifindex)
+            .field("mode", &self.mode)
+            .field("max_flows", &self.max_flows)
+            .finish_non_exhaustive()
+    }
+}
+
+impl XdpProgram {
+    /// Load the program and attach it to `ifname` (in the calling thread's network
+    /// namespace) in `mode`, with a steering map of `max_rules` keys (left empty) and a
+    /// flow table of `max_flows` entries and counter slots. Frames without a flow entry
+    /// pass to the kernel (counted as [`SteerCounters::passed_no_match`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`XdpSocket::open`]: `Unsupported` with [`BUILT_WITHOUT_CLANG`]; `InvalidInput`
+    /// for bad sizes or interface name; `NotFound` without such an interface; the
+    /// kernel's error when it refuses the program or the attachment.
+    pub fn attach(ifname: &str, mode: XdpMode, max_rules: u32, max_flows: u32) -> io::Result<Self> {
+        Self::attach_with(
+            &[STEER_OBJ, STEER_OBJ_ALT],
+            ifname,
+            mode,
+            max_rules,
+            max_flows,
+        )
+    }
+
+    fn attach_with(
+        objs: &[&[u8]],
+        ifname: &str,
+        mode: XdpMode,
+        max_rules: u32,
+        max_flows: u32,
+    ) -> io::Result<Self> {
+        validate_sizes(max_rules, max_flows)?;
+        if objs.iter().all(|o| o.is_empty()) {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                BUILT_WITHOUT_CLANG,
+            ));
+        }
+        let ifindex = ifindex(ifname)?;
+        let mut p = Self::load_any(objs, max_rules, max_flows, ifname)?;
+        p.attach_to(ifindex, ifname, mode)?;
+        Ok(p)
+    }
+
+    /// Index of the interface.
+    pub fn ifindex(&self) -> u32 {
+        self.ifindex
+    }
+
+    /// Name of the interface.
+    pub fn ifname(&self) -> &str {
+        &self.ifname
+    }
+
+    /// Where the program runs: [`XdpMode::Native`] or [`XdpMode::Generic`].
+    pub fn mode(&self) -> XdpMode {
+        self.mode
+    }
+
     /// Load the first of `objs` the kernel takes. Some x86 kernels' JIT fails on particular
     /// instruction layouts after the verifier accepted the program (`ENOTSUPP`, with
     /// "bpf_jit: fatal error" in the kernel log: jump sizes that never settle between JIT
     /// passes); another layout of the same program then usually goes through.
-    fn load_any(objs: &[&[u8]], max_rules: u32, ifname: &str) -> io::Result<Self> {
+    fn load_any(objs: &[&[u8]], max_rules: u32, max_flows: u32, ifname: &str) -> io::Result<Self> {
         let mut first_err = None;
         for obj in objs {
-            match Self::load(obj, max_rules, ifname) {
+            match Self::load(obj, max_rules, max_flows, ifname) {
                 Ok(s) => return Ok(s),
                 Err(e) if raw_errno(&e) == Some(ENOTSUPP) => {
                     first_err.get_or_insert(e);
@@ -346,9 +444,9 @@ impl Steer {
             .unwrap_or_else(|| io::Error::new(io::ErrorKind::Unsupported, BUILT_WITHOUT_CLANG)))
     }
 
-    /// Load (verify) the program of object `obj` with a rule map of `max_rules` keys. Not
-    /// attached yet.
-    fn load(obj: &[u8], max_rules: u32, ifname: &str) -> io::Result<Self> {
+    /// Load (verify) the program of object `obj` with a rule map of `max_rules` keys and a
+    /// flow table of `max_flows`. Not attached yet.
+    fn load(obj: &[u8], max_rules: u32, max_flows: u32, ifname: &str) -> io::Result<Self> {
         if obj.is_empty() {
             return Err(io::Error::new(
                 io::ErrorKind::Unsupported,
@@ -357,6 +455,8 @@ impl Steer {
         }
         let mut ebpf = aya::EbpfLoader::new()
             .map_max_entries(MAP_RULES, max_rules)
+            .map_max_entries(MAP_FLOWS, max_flows)
+            .map_max_entries(MAP_FLOW_STATS, max_flows)
             .load(obj)
             .map_err(|e| aya_err("bpf(load object)", ifname, e))?;
         let prog: &mut Xdp = ebpf
@@ -371,12 +471,33 @@ impl Steer {
                 .ok_or_else(|| io::Error::other(format!("steering object has no map {name}")))
         };
         let (rules, xsks, stats) = (take(MAP_RULES)?, take(MAP_XSKS)?, take(MAP_STATS)?);
+        let (flows, flow_stats) = (take(MAP_FLOWS)?, take(MAP_FLOW_STATS)?);
+        let aya::maps::Map::Array(flow_stats) = flow_stats else {
+            return Err(io::Error::other(format!(
+                "{MAP_FLOW_STATS} is not an array map"
+            )));
+        };
         Ok(Self {
             rules: BpfHashMap::try_from(rules).map_err(|e| aya_err("bpf(map)", MAP_RULES, e))?,
             xsks: XskMap::try_from(xsks).map_err(|e| aya_err("bpf(map)", MAP_XSKS, e))?,
             stats: PerCpuArray::try_from(stats).map_err(|e| aya_err("bpf(map)", MAP_STATS, e))?,
+            flows: BpfHashMap::try_from(flows).map_err(|e| aya_err("bpf(map)", MAP_FLOWS, e))?,
+            flow_stats: FlowStats::map(flow_stats, max_flows)?,
+            max_flows,
+            ifindex: 0,
+            ifname: ifname.to_owned(),
+            mode: XdpMode::Auto,
             ebpf,
         })
+    }
+
+    /// The loaded program (for `BPF_PROG_TEST_RUN` in tests).
+    #[cfg(test)]
+    fn prog_ref(&self) -> io::Result<&Xdp> {
+        self.ebpf
+            .program(PROG)
+            .and_then(|p| <&Xdp>::try_from(p).ok())
+            .ok_or_else(|| io::Error::other("steering program vanished"))
     }
 
     fn prog(&mut self) -> io::Result<&mut Xdp> {
@@ -386,8 +507,17 @@ impl Steer {
             .ok_or_else(|| io::Error::other("steering program vanished"))
     }
 
-    /// Attach to `ifindex` in `mode`; returns the mode it runs in (never `Auto`).
-    fn attach(&mut self, ifindex: u32, ifname: &str, mode: XdpMode) -> io::Result<XdpMode> {
+    /// Attach to `ifindex` in `mode`; records the interface and the mode it runs in (never
+    /// `Auto`).
+    fn attach_to(&mut self, ifindex: u32, ifname: &str, mode: XdpMode) -> io::Result<()> {
+        let mode = self.attach_mode(ifindex, ifname, mode)?;
+        self.ifindex = ifindex;
+        self.ifname = ifname.to_owned();
+        self.mode = mode;
+        Ok(())
+    }
+
+    fn attach_mode(&mut self, ifindex: u32, ifname: &str, mode: XdpMode) -> io::Result<XdpMode> {
         use aya::programs::XdpMode as Aya;
         let mut try_mode = |m: Aya| {
             self.prog()?
@@ -412,7 +542,12 @@ impl Steer {
         }
     }
 
-    fn counters(&self) -> io::Result<SteerCounters> {
+    /// The program's verdicts by reason, summed over CPUs (cumulative since loading).
+    ///
+    /// # Errors
+    ///
+    /// A failed map lookup.
+    pub fn counters(&self) -> io::Result<SteerCounters> {
         let mut sums = [0u64; stat::COUNT as usize];
         for (i, s) in (0..stat::COUNT).zip(sums.iter_mut()) {
             let v = self
@@ -434,7 +569,7 @@ impl Steer {
 /// namespace, so drop the socket in the namespace it was opened in.
 pub struct XdpSocket {
     // Drop order: the program is detached before the socket and its memory go.
-    steer: Steer,
+    steer: XdpProgram,
     xsk: Xsk,
     installed: HashSet<SteerKey>,
     tx_free: Vec<u64>,
@@ -490,7 +625,7 @@ impl XdpSocket {
         let ifindex = ifindex(ifname)?;
         let mac = mac_of(ifname)?;
         let mtu = mtu_of(ifname)?;
-        let mut steer = Steer::load_any(objs, opts.max_rules, ifname)?;
+        let mut steer = XdpProgram::load_any(objs, opts.max_rules, opts.max_flows, ifname)?;
         let geo = Geometry {
             frame_size: opts.frame_size,
             rx_frames: opts.rx_frames,
@@ -506,7 +641,8 @@ impl XdpSocket {
             .xsks
             .set(opts.queue, xsk.as_raw_fd(), 0)
             .map_err(|e| aya_err("bpf(map update)", MAP_XSKS, e))?;
-        let mode = steer.attach(ifindex, ifname, opts.mode)?;
+        steer.attach_to(ifindex, ifname, opts.mode)?;
+        let mode = steer.mode;
         let tx_free = xsk.tx_frame_addrs().collect();
         Ok(Self {
             steer,
@@ -542,6 +678,17 @@ impl XdpSocket {
     /// Where the program runs: [`XdpMode::Native`] or [`XdpMode::Generic`].
     pub fn mode(&self) -> XdpMode {
         self.mode
+    }
+
+    /// The XDP program feeding the socket: its fast-path flow table
+    /// ([`XdpProgram::flow_insert`]) and counters.
+    pub fn program(&mut self) -> &mut XdpProgram {
+        &mut self.steer
+    }
+
+    /// [`XdpSocket::program`], shared (counters, [`XdpProgram::flow_counter`]).
+    pub fn program_ref(&self) -> &XdpProgram {
+        &self.steer
     }
 
     /// Whether the kernel moves frames without copying (zero-copy driver support).

@@ -188,10 +188,19 @@ pub(crate) mod stat {
     pub(crate) const PASS_ND: u32 = 5;
     pub(crate) const PASS_MALFORMED: u32 = 6;
     pub(crate) const PASS_NO_SOCKET: u32 = 7;
-    pub(crate) const COUNT: u32 = 8;
+    pub(crate) const FAST_FORWARD: u32 = 8;
+    pub(crate) const FAST_PASS_FLAGS: u32 = 9;
+    pub(crate) const FAST_PASS_TTL: u32 = 10;
+    pub(crate) const FAST_PASS_BIG: u32 = 11;
+    pub(crate) const FAST_DROP: u32 = 12;
+    pub(crate) const COUNT: u32 = 13;
 }
 
-/// The steering program's verdicts by reason, summed over CPUs, since it was loaded.
+/// The program's verdicts by reason, summed over CPUs, since it was loaded.
+///
+/// The `fast_*` counters are the in-kernel fast path's (a flow entry matched). A frame the
+/// fast path hands on (`fast_passed_*`) is then steered as any other frame and counted a
+/// second time under its steering reason.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct SteerCounters {
@@ -212,6 +221,18 @@ pub struct SteerCounters {
     pub passed_malformed: u64,
     /// Passed: a rule matched but no AF_XDP socket was bound to the receive queue.
     pub passed_no_socket: u64,
+    /// Fast path: rewritten and sent by the kernel (`XDP_TX` or `XDP_REDIRECT`).
+    pub fast_forwarded: u64,
+    /// Fast path: handed to user space because of TCP SYN, FIN or RST.
+    pub fast_passed_tcp_flags: u64,
+    /// Fast path: handed to user space because the TTL / hop limit was 1 or less.
+    pub fast_passed_ttl: u64,
+    /// Fast path: handed to user space because the IP length exceeded the entry's
+    /// `max_len`.
+    pub fast_passed_too_big: u64,
+    /// Fast path: dropped (`XDP_DROP`) because `bpf_xdp_adjust_tail`/`_head` failed (no
+    /// headroom for the tunnel header).
+    pub fast_dropped: u64,
 }
 
 impl SteerCounters {
@@ -226,6 +247,11 @@ impl SteerCounters {
             passed_nd: s[stat::PASS_ND as usize],
             passed_malformed: s[stat::PASS_MALFORMED as usize],
             passed_no_socket: s[stat::PASS_NO_SOCKET as usize],
+            fast_forwarded: s[stat::FAST_FORWARD as usize],
+            fast_passed_tcp_flags: s[stat::FAST_PASS_FLAGS as usize],
+            fast_passed_ttl: s[stat::FAST_PASS_TTL as usize],
+            fast_passed_too_big: s[stat::FAST_PASS_BIG as usize],
+            fast_dropped: s[stat::FAST_DROP as usize],
         }
     }
 
@@ -339,5 +365,10 @@ mod tests {
         assert_eq!(c.steered(), 0b111);
         assert_eq!(c.passed(), 0b1111_1000);
         assert_eq!(c.passed_no_socket, 1 << 7);
+        assert_eq!(c.fast_forwarded, 1 << 8);
+        assert_eq!(c.fast_passed_tcp_flags, 1 << 9);
+        assert_eq!(c.fast_passed_ttl, 1 << 10);
+        assert_eq!(c.fast_passed_too_big, 1 << 11);
+        assert_eq!(c.fast_dropped, 1 << 12);
     }
 }

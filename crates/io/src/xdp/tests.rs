@@ -26,9 +26,7 @@ const WAIT: Duration = Duration::from_secs(5);
 
 #[test]
 fn missing_object_reports_built_without_clang() {
-    let e = Steer::load(&[], 16, "lo")
-        .err()
-        .expect("an empty object cannot load");
+    let e = XdpProgram::load(&[], 16, 16, "lo").expect_err("an empty object cannot load");
     assert_eq!(e.kind(), io::ErrorKind::Unsupported);
     assert_eq!(e.to_string(), BUILT_WITHOUT_CLANG);
     // The socket fails the same way, before touching the interface or the kernel.
@@ -75,7 +73,7 @@ fn both_program_builds_load() {
         return;
     }
     for (name, obj) in [("steer.o", STEER_OBJ), ("steer-alt.o", STEER_OBJ_ALT)] {
-        if let Err(e) = Steer::load(obj, 64, "-") {
+        if let Err(e) = XdpProgram::load(obj, 64, 1024, "-") {
             panic!("{name}: {e}");
         }
     }

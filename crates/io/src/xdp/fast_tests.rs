@@ -1,0 +1,667 @@
+//! Tests of the in-kernel fast path with `BPF_PROG_TEST_RUN` (no interface, no traffic):
+//! golden equivalence with rvs-core for every rewrite, the frames that must go on to user
+//! space unmodified, the counters, and a randomised DNAT/SNAT comparison. Skipped with a
+//! reason when not root or built without clang.
+
+use std::net::IpAddr;
+use std::os::fd::AsFd;
+
+use rvs_core::time::Instant as CoreInstant;
+use rvs_core::{
+    Action, Balancer, Config, DestConfig, ForwardMethod, FrameBuf, Protocol, RxMeta, ServiceConfig,
+    ServiceKey, TunnelType,
+};
+use rvs_sched::{SchedFlags, SchedKind};
+use rvs_testkit::PacketSpec;
+use rvs_testkit::flags::{ACK, FIN, PSH, RST, SYN};
+
+use super::flows::test_run;
+use super::*;
+use crate::netns::skip_reason;
+
+const XDP_PASS: u32 = 2;
+const XDP_TX: u32 = 3;
+const XDP_REDIRECT: u32 = 4;
+/// `BPF_PROG_TEST_RUN` runs the program as if received on the namespace's loopback.
+const LO: u32 = 1;
+const OTHER_IF: u32 = 4242;
+
+const CLIENT4: &str = "198.18.1.10";
+const CLIENT6: &str = "2001:db8:1::10";
+const VIP4: &str = "198.18.0.100";
+const VIP6: &str = "2001:db8::100";
+const RS4: &str = "198.19.0.2";
+const RS6: &str = "2001:db8:9::2";
+const TUN4: &str = "198.18.2.1";
+const TUN6: &str = "2001:db8:2::1";
+const SMAC: MacAddr = MacAddr([0x02, 0xaa, 0, 0, 0, 0x01]);
+const DMAC: MacAddr = MacAddr([0x02, 0xbb, 0, 0, 0, 0x02]);
+const HEADROOM: usize = 128;
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().expect("test address")
+}
+
+/// Both builds of the program, loaded but not attached; `None` (reason printed) when
+/// the test cannot run here.
+fn programs(max_flows: u32) -> Option<Vec<(&'static str, XdpProgram)>> {
+    if let Some(why) = skip_reason().or_else(xdp_unavailable) {
+        eprintln!("skipped: {why}");
+        return None;
+    }
+    Some(
+        [("steer.o", STEER_OBJ), ("steer-alt.o", STEER_OBJ_ALT)]
+            .into_iter()
+            .map(|(name, obj)| {
+                let p = XdpProgram::load(obj, 64, max_flows, "test")
+                    .unwrap_or_else(|e| panic!("{name}: {e}"));
+                (name, p)
+            })
+            .collect(),
+    )
+}
+
+fn run(p: &XdpProgram, frame: &[u8], repeat: u32) -> (u32, Vec<u8>) {
+    let prog = p.prog_ref().expect("program");
+    let fd = prog.fd().expect("program fd");
+    test_run(fd.as_fd(), frame, repeat).expect("BPF_PROG_TEST_RUN")
+}
+
+// ------------------------------------------------------------------ the packet core side
+
+/// One flow of a virtual service with one real server.
+#[derive(Clone, Debug)]
+struct Flow {
+    tcp: bool,
+    client: IpAddr,
+    cport: u16,
+    vip: IpAddr,
+    vport: u16,
+    rs: IpAddr,
+    rport: u16,
+    method: ForwardMethod,
+}
+
+impl Flow {
+    fn new(tcp: bool, v6: bool, method: ForwardMethod, outer_v6: bool) -> Self {
+        let rs = if method == ForwardMethod::Tunnel {
+            if outer_v6 { RS6 } else { RS4 }
+        } else if v6 {
+            RS6
+        } else {
+            RS4
+        };
+        Self {
+            tcp,
+            client: ip(if v6 { CLIENT6 } else { CLIENT4 }),
+            cport: 40000,
+            vip: ip(if v6 { VIP6 } else { VIP4 }),
+            vport: 80,
+            rs: ip(rs),
+            rport: if method == ForwardMethod::Masq {
+                8080
+            } else {
+                80
+            },
+            method,
+        }
+    }
+
+    fn balancer(&self) -> Balancer {
+        let cfg = Config {
+            capacity: 1024,
+            tunnel_src_v4: Some(TUN4.parse().expect("v4")),
+            tunnel_src_v6: Some(TUN6.parse().expect("v6")),
+            ..Config::default()
+        };
+        let mut lb = Balancer::new(cfg, CoreInstant::ZERO);
+        let key = ServiceKey::Addr {
+            proto: if self.tcp {
+                Protocol::Tcp
+            } else {
+                Protocol::Udp
+            },
+            addr: self.vip,
+            port: self.vport,
+        };
+        lb.add_service(
+            ServiceConfig {
+                key,
+                scheduler: SchedKind::Rr,
+                sched_flags: SchedFlags::NONE,
+                persistence: None,
+                one_packet: false,
+            },
+            CoreInstant::ZERO,
+        )
+        .expect("service");
+        let mut d = DestConfig::new(self.rs, self.rport);
+        d.method = self.method;
+        d.tunnel = TunnelType::Ipip;
+        lb.add_dest(&key, d).expect("destination");
+        lb
+    }
+
+    fn spec(&self, reply: bool, flags: u8) -> PacketSpec {
+        let (s, sp, d, dp) = if reply {
+            (self.rs, self.rport, self.client, self.cport)
+        } else {
+            (self.client, self.cport, self.vip, self.vport)
+        };
+        let (s, d) = (s.to_string(), d.to_string());
+        if self.tcp {
+            PacketSpec::tcp(&s, sp, &d, dp, flags)
+        } else {
+            PacketSpec::udp(&s, sp, &d, dp)
+        }
+    }
+
+    /// The key of the packets `spec(reply, ..)` builds.
+    fn key(&self, reply: bool) -> FlowKey {
+        let (src, sport, dst, dport) = if reply {
+            (self.rs, self.rport, self.client, self.cport)
+        } else {
+            (self.client, self.cport, self.vip, self.vport)
+        };
+        FlowKey {
+            src,
+            dst,
+            proto: if self.tcp { 6 } else { 17 },
+            sport,
+            dport,
+        }
+    }
+
+    /// What the daemon would install for this connection and direction.
+    fn entry(&self, reply: bool, ifindex: u32) -> FlowEntry {
+        let (rewrite, overhead) = match (reply, self.method) {
+            (true, _) => (
+                FlowRewrite::Snat {
+                    addr: self.vip,
+                    port: self.vport,
+                },
+                0,
+            ),
+            (false, ForwardMethod::Masq) => (
+                FlowRewrite::Dnat {
+                    addr: self.rs,
+                    port: self.rport,
+                },
+                0,
+            ),
+            (false, ForwardMethod::Tunnel) => {
+                let v6 = self.rs.is_ipv6();
+                (
+                    FlowRewrite::Ipip {
+                        src: ip(if v6 { TUN6 } else { TUN4 }),
+                        dst: self.rs,
+                        copy_df: true,
+                    },
+                    if v6 { 40 } else { 20 },
+                )
+            }
+            (false, _) => (FlowRewrite::Route, 0),
+        };
+        FlowEntry {
+            rewrite,
+            ifindex,
+            src_mac: SMAC,
+            dst_mac: DMAC,
+            max_len: 1500 - overhead,
+            counter: 3,
+        }
+    }
+
+    /// Drive `lb` until the connection is established (handshake for TCP, one datagram
+    /// each way for UDP) so that the next data packet takes the established path.
+    fn establish(&self, lb: &mut Balancer) {
+        let mut go = |s: PacketSpec| {
+            let (a, _) = core_run(lb, &s.build());
+            assert!(matches!(a, Action::Forward(_)), "{a:?} for {s:?}");
+        };
+        if self.tcp {
+            go(self.spec(false, SYN));
+            if self.method == ForwardMethod::Masq {
+                go(self.spec(true, SYN | ACK));
+            }
+            go(self.spec(false, ACK));
+        } else {
+            go(self.spec(false, 0).payload(b"first"));
+            if self.method == ForwardMethod::Masq {
+                go(self.spec(true, 0).payload(b"answer"));
+            }
+        }
+    }
+}
+
+/// Process `frame` as rvs-core does in the daemon: the action and the output frame.
+fn core_run(lb: &mut Balancer, frame: &[u8]) -> (Action, Option<Vec<u8>>) {
+    let mut buf = vec![0u8; HEADROOM + frame.len() + 64];
+    buf[HEADROOM..HEADROOM + frame.len()].copy_from_slice(frame);
+    let mut f = FrameBuf {
+        buf: &mut buf,
+        offset: HEADROOM,
+        len: frame.len(),
+    };
+    let a = lb.process(CoreInstant::ZERO, RxMeta::default(), &mut f);
+    let out = match a {
+        Action::Forward(e) => Some(buf[e.offset..e.offset + e.len].to_vec()),
+        _ => None,
+    };
+    (a, out)
+}
+
+/// rvs-core's output for `frame` with the MAC addresses the daemon sets.
+fn core_expect(lb: &mut Balancer, frame: &[u8]) -> Vec<u8> {
+    let (a, out) = core_run(lb, frame);
+    let mut out = out.unwrap_or_else(|| panic!("rvs-core did not forward: {a:?}"));
+    out[..6].copy_from_slice(&DMAC.0);
+    out[6..12].copy_from_slice(&SMAC.0);
+    out
+}
+
+/// Compare the program's output with rvs-core's; for an IPv4 outer header the
+/// identification and header checksum are the director's choice: compared without them,
+/// and the checksum checked to be valid.
+fn assert_same(what: &str, got: &[u8], want: &[u8], ipip4: bool) {
+    if ipip4 {
+        assert_eq!(got.len(), want.len(), "{what}: length");
+        assert_eq!(
+            rvs_wire::checksum::data(&got[14..34]),
+            0xffff,
+            "{what}: outer IPv4 checksum"
+        );
+        let mask = |f: &[u8]| {
+            let mut f = f.to_vec();
+            f[18..20].fill(0);
+            f[24..26].fill(0);
+            f
+        };
+        assert_eq!(mask(got), mask(want), "{what}: {got:02x?}");
+    } else {
+        assert_eq!(got, want, "{what}");
+    }
+}
+
+// ------------------------------------------------------------------ golden equivalence
+
+#[test]
+fn golden_rewrites_equal_the_packet_core() {
+    let Some(progs) = programs(64) else {
+        return;
+    };
+    let methods = [
+        (ForwardMethod::DirectRoute, false, false, "DR"),
+        (ForwardMethod::Masq, false, false, "DNAT"),
+        (ForwardMethod::Masq, false, true, "SNAT"),
+        (ForwardMethod::Tunnel, false, false, "IPIP v4 outer"),
+        (ForwardMethod::Tunnel, true, false, "IPIP v6 outer"),
+    ];
+    for (name, mut p) in progs {
+        for (method, outer_v6, reply, mname) in methods {
+            for v6 in [false, true] {
+                for tcp in [false, true] {
+                    for (tos, pad, ifindex) in [(0u8, false, LO), (0x03, true, OTHER_IF)] {
+                        let what = format!(
+                            "{name} {mname} {} {} tos {tos:#x} pad {pad} ifindex {ifindex}",
+                            if v6 { "IPv6" } else { "IPv4" },
+                            if tcp { "TCP" } else { "UDP" },
+                        );
+                        let flow = Flow::new(tcp, v6, method, outer_v6);
+                        let mut lb = flow.balancer();
+                        flow.establish(&mut lb);
+                        let mut spec = flow.spec(reply, ACK | PSH).payload(b"data!");
+                        spec.tos = tos;
+                        let mut frame = spec.build();
+                        if pad {
+                            frame.resize(frame.len().max(60) + 6, 0xee);
+                        }
+                        let want = core_expect(&mut lb, &frame);
+                        p.flow_insert(&flow.key(reply), &flow.entry(reply, ifindex))
+                            .unwrap_or_else(|e| panic!("{what}: insert: {e}"));
+                        let before = p.counters().expect("counters");
+                        let (rc, got) = run(&p, &frame, 0);
+                        let want_rc = if ifindex == LO { XDP_TX } else { XDP_REDIRECT };
+                        assert_eq!(rc, want_rc, "{what}: verdict");
+                        let ipip4 = method == ForwardMethod::Tunnel && !outer_v6;
+                        assert_same(&what, &got, &want, ipip4);
+                        let after = p.counters().expect("counters");
+                        assert_eq!(after.fast_forwarded, before.fast_forwarded + 1, "{what}");
+                        assert_eq!(after.passed(), before.passed(), "{what}");
+                        assert!(p.flow_remove(&flow.key(reply)).expect("remove"), "{what}");
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Outer IPv4 DF: copied from the inner packet with `copy_df`, clear without.
+#[test]
+fn ipip_df_follows_the_flag() {
+    let Some(progs) = programs(64) else {
+        return;
+    };
+    for (name, mut p) in progs {
+        let flow = Flow::new(false, false, ForwardMethod::Tunnel, false);
+        for (inner_df, copy_df, want) in [(true, true, 0x40), (false, true, 0), (true, false, 0)] {
+            let mut e = flow.entry(false, LO);
+            if let FlowRewrite::Ipip { copy_df: c, .. } = &mut e.rewrite {
+                *c = copy_df;
+            }
+            p.flow_insert(&flow.key(false), &e).expect("insert");
+            let mut spec = flow.spec(false, 0).payload(b"x");
+            spec.df = inner_df;
+            let (rc, out) = run(&p, &spec.build(), 0);
+            assert_eq!(rc, XDP_TX, "{name}");
+            assert_eq!(
+                out[14 + 6] & 0x40,
+                want,
+                "{name} inner {inner_df} copy {copy_df}"
+            );
+            assert_eq!(rvs_wire::checksum::data(&out[14..34]), 0xffff);
+        }
+    }
+}
+
+// ------------------------------------------------------------------ pass-through cases
+
+fn fix_ip4_csum(f: &mut [u8]) {
+    let ihl = usize::from(f[14] & 0x0f) * 4;
+    f[24..26].fill(0);
+    let c = !rvs_wire::checksum::data(&f[14..14 + ihl]);
+    f[24..26].copy_from_slice(&c.to_be_bytes());
+}
+
+#[test]
+fn frames_the_fast_path_leaves_to_user_space() {
+    let Some(progs) = programs(64) else {
+        return;
+    };
+    for (name, mut p) in progs {
+        let tcp = Flow::new(true, false, ForwardMethod::DirectRoute, false);
+        let udp = Flow::new(false, false, ForwardMethod::DirectRoute, false);
+        let udp6 = Flow::new(false, true, ForwardMethod::DirectRoute, false);
+        for f in [&tcp, &udp, &udp6] {
+            let mut e = f.entry(false, LO);
+            e.max_len = 200;
+            p.flow_insert(&f.key(false), &e).expect("insert");
+        }
+        let data = |f: &Flow| f.spec(false, ACK).payload(b"hello");
+        let mut cases: Vec<(&str, Vec<u8>)> = Vec::new();
+        for (n, fl) in [("SYN", SYN), ("FIN", FIN | ACK), ("RST", RST)] {
+            cases.push((n, tcp.spec(false, fl).build()));
+        }
+        let mut s = data(&udp);
+        s.ttl = 1;
+        cases.push(("TTL 1", s.build()));
+        let mut s = data(&udp6);
+        s.ttl = 1;
+        cases.push(("hop limit 1", s.build()));
+        cases.push(("too big", data(&udp).payload(&[7; 200]).build()));
+        cases.push(("too big v6", data(&udp6).payload(&[7; 200]).build()));
+        let mut s = data(&udp);
+        s.vlan = Some(5);
+        cases.push(("VLAN", s.build()));
+        // IPv4 options: a 4-byte NOP option after the header.
+        let mut f = data(&udp).build();
+        f.splice(34..34, [1u8, 1, 1, 1]);
+        f[14] = 0x46;
+        let tot = u16::from_be_bytes([f[16], f[17]]) + 4;
+        f[16..18].copy_from_slice(&tot.to_be_bytes());
+        fix_ip4_csum(&mut f);
+        cases.push(("IPv4 options", f));
+        let mut f = data(&udp).build();
+        f[20] |= 0x20; // MF
+        fix_ip4_csum(&mut f);
+        cases.push(("fragment (MF)", f));
+        let mut f = data(&udp).build();
+        f[21] = 8; // offset
+        fix_ip4_csum(&mut f);
+        cases.push(("fragment (offset)", f));
+        let mut f = data(&udp).build();
+        f[24] ^= 0x5a;
+        cases.push(("bad IPv4 checksum", f));
+        let mut s = data(&udp);
+        s.l4 = rvs_testkit::L4::Udp {
+            sport: 40001,
+            dport: 80,
+        };
+        cases.push(("no entry", s.build()));
+        let full = data(&udp).build();
+        cases.push(("truncated IP", full[..full.len() - 1].to_vec()));
+        cases.push(("truncated UDP", full[..14 + 20 + 4].to_vec()));
+        cases.push(("Ethernet only", full[..14].to_vec()));
+        let full6 = data(&udp6).build();
+        cases.push(("truncated IPv6", full6[..14 + 30].to_vec()));
+        let mut f = full6.clone();
+        f[18..20].fill(0);
+        cases.push(("IPv6 payload length 0", f));
+        let mut f = tcp.spec(false, ACK).build();
+        f[14 + 20 + 12] = 0x40; // data offset 4
+        cases.push(("TCP data offset < 5", f));
+        let mut f = tcp.spec(false, ACK).build();
+        f[14 + 20 + 12] = 0xf0; // 60 bytes of TCP header in a 20-byte segment
+        cases.push(("TCP data offset too long", f));
+
+        let before = p.counters().expect("counters");
+        for (what, frame) in &cases {
+            let (rc, out) = run(&p, frame, 0);
+            assert_eq!(rc, XDP_PASS, "{name} {what}");
+            assert_eq!(&out, frame, "{name} {what}: frame modified");
+        }
+        let after = p.counters().expect("counters");
+        assert_eq!(after.fast_forwarded, before.fast_forwarded, "{after:?}");
+        assert_eq!(
+            after.fast_passed_tcp_flags - before.fast_passed_tcp_flags,
+            3
+        );
+        assert_eq!(after.fast_passed_ttl - before.fast_passed_ttl, 2);
+        assert_eq!(after.fast_passed_too_big - before.fast_passed_too_big, 2);
+        assert_eq!(after.fast_dropped, 0);
+        // Every case then went through the steering: no socket, no rule, all passed.
+        assert_eq!(
+            after.passed() - before.passed(),
+            cases.len() as u64,
+            "{after:?}"
+        );
+    }
+}
+
+#[test]
+fn flow_counters_count_packets_and_bytes() {
+    let Some(progs) = programs(64) else {
+        return;
+    };
+    for (name, mut p) in progs {
+        let flow = Flow::new(false, false, ForwardMethod::DirectRoute, false);
+        let mut e = flow.entry(false, OTHER_IF);
+        e.counter = 63;
+        p.flow_counter_reset(63);
+        p.flow_insert(&flow.key(false), &e).expect("insert");
+        let frame = flow.spec(false, 0).payload(&[1; 30]).build();
+        let ip_len = (frame.len() - 14) as u64;
+        let (rc, _) = run(&p, &frame, 10);
+        assert_eq!(rc, XDP_REDIRECT, "{name}");
+        assert_eq!(p.flow_counter(63), (10, 10 * ip_len), "{name}");
+        assert_eq!(p.counters().expect("counters").fast_forwarded, 10);
+        p.flow_counter_reset(63);
+        assert_eq!(p.flow_counter(63), (0, 0));
+        // Out of range reads nothing and does not panic.
+        assert_eq!(p.flow_counter(64), (0, 0));
+        p.flow_counter_reset(u32::MAX);
+    }
+}
+
+#[test]
+fn flow_table_insert_remove_clear_full() {
+    let Some(progs) = programs(4) else {
+        return;
+    };
+    for (name, mut p) in progs {
+        assert_eq!(p.max_flows(), 4);
+        let flow = Flow::new(true, false, ForwardMethod::DirectRoute, false);
+        let e = flow.entry(false, LO);
+        let e = FlowEntry { counter: 0, ..e };
+        let key = |port| FlowKey {
+            sport: port,
+            ..flow.key(false)
+        };
+        for port in 1..=4 {
+            p.flow_insert(&key(port), &e).expect("insert");
+        }
+        let err = p.flow_insert(&key(5), &e).expect_err("table full");
+        assert_eq!(err.kind(), io::ErrorKind::OutOfMemory, "{name}: {err}");
+        // Replacing an existing entry still works when full.
+        p.flow_insert(&key(4), &FlowEntry { max_len: 9, ..e })
+            .expect("replace");
+        let bad = FlowEntry { counter: 4, ..e };
+        let err = p
+            .flow_insert(&key(1), &bad)
+            .expect_err("counter out of range");
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+        assert!(p.flow_remove(&key(1)).expect("remove"));
+        assert!(!p.flow_remove(&key(1)).expect("remove again"));
+        assert_eq!(p.flow_clear().expect("clear"), 3, "{name}");
+        assert_eq!(p.flow_clear().expect("clear"), 0);
+        // Cleared: the flow is no longer forwarded.
+        let frame = flow.spec(false, ACK).build();
+        assert_eq!(run(&p, &frame, 0).0, XDP_PASS);
+    }
+}
+
+// ------------------------------------------------------------------ randomised NAT
+
+/// xorshift64*: deterministic, so a failure reproduces.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn u16(&mut self) -> u16 {
+        self.next() as u16
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+    fn addr(&mut self, v6: bool) -> IpAddr {
+        if v6 {
+            let mut o = [0u8; 16];
+            o[..4].copy_from_slice(&[0x20, 0x01, 0x0d, 0xb8]);
+            for b in &mut o[4..] {
+                *b = self.next() as u8;
+            }
+            IpAddr::from(o)
+        } else {
+            // 198.18.0.0/15, avoiding .0 and .255 for looks only.
+            let x = self.next() as u32;
+            IpAddr::from([
+                198,
+                18 + (x & 1) as u8,
+                (x >> 8) as u8,
+                1 + (x >> 16) as u8 % 254,
+            ])
+        }
+    }
+    fn port(&mut self) -> u16 {
+        1 + self.below(65535) as u16
+    }
+}
+
+/// The L4 checksum field rvs-core's rewrite would compute from `c` (before the UDP rules),
+/// to find inputs whose result is 0 or 0xffff.
+fn raw_update(c: u16, old_a: &[u8], new_a: &[u8], op: u16, np: u16) -> u16 {
+    let c = rvs_wire::checksum::update_bytes(c, old_a, new_a);
+    rvs_wire::checksum::update16(c, op, np)
+}
+
+fn octets(a: IpAddr) -> Vec<u8> {
+    match a {
+        IpAddr::V4(a) => a.octets().to_vec(),
+        IpAddr::V6(a) => a.octets().to_vec(),
+    }
+}
+
+#[test]
+fn random_nat_equals_the_packet_core() {
+    let Some(progs) = programs(64) else {
+        return;
+    };
+    let mut rng = Rng(0x5eed_1234_abcd_0001);
+    let mut edge_hits = 0;
+    for (name, mut p) in progs {
+        for i in 0..300 {
+            let v6 = rng.below(2) == 1;
+            let tcp = rng.below(2) == 1;
+            let reply = rng.below(2) == 1;
+            let mut flow = Flow::new(tcp, v6, ForwardMethod::Masq, false);
+            flow.client = rng.addr(v6);
+            flow.vip = rng.addr(v6);
+            flow.rs = rng.addr(v6);
+            if flow.client == flow.vip || flow.client == flow.rs || flow.vip == flow.rs {
+                continue;
+            }
+            flow.cport = rng.port();
+            flow.vport = rng.port();
+            flow.rport = rng.port();
+            let mut lb = flow.balancer();
+            flow.establish(&mut lb);
+            let mut spec = flow
+                .spec(reply, ACK)
+                .payload(&vec![0x5a; rng.below(40) as usize]);
+            spec.ttl = 2 + rng.below(254) as u8;
+            spec.tos = rng.next() as u8;
+            spec.df = rng.below(2) == 1;
+            let mut frame = spec.build();
+            let l4 = 14 + if v6 { 40 } else { 20 };
+            let at = l4 + if tcp { 16 } else { 6 };
+            // The checksum field: valid, random, 0, 0xffff, or one that makes the result
+            // 0 / 0xffff.
+            let (old_a, new_a, op, np) = if reply {
+                (octets(flow.rs), octets(flow.vip), flow.rport, flow.vport)
+            } else {
+                (octets(flow.vip), octets(flow.rs), flow.vport, flow.rport)
+            };
+            let c = match rng.below(6) {
+                0 => u16::from_be_bytes([frame[at], frame[at + 1]]),
+                1 => rng.u16(),
+                2 => 0,
+                3 => 0xffff,
+                k => {
+                    let target = if k == 4 { 0 } else { 0xffff };
+                    let start = rng.u16();
+                    (0..=u16::MAX)
+                        .map(|d| start.wrapping_add(d))
+                        .find(|&c| raw_update(c, &old_a, &new_a, op, np) == target)
+                        .unwrap_or(start)
+                }
+            };
+            let r = raw_update(c, &old_a, &new_a, op, np);
+            if r == 0 || r == 0xffff {
+                edge_hits += 1;
+            }
+            frame[at..at + 2].copy_from_slice(&c.to_be_bytes());
+            let what = format!(
+                "{name} #{i} {} {} {} csum {c:#06x}: {flow:?}",
+                if v6 { "v6" } else { "v4" },
+                if tcp { "TCP" } else { "UDP" },
+                if reply { "SNAT" } else { "DNAT" }
+            );
+            let want = core_expect(&mut lb, &frame);
+            p.flow_insert(&flow.key(reply), &flow.entry(reply, LO))
+                .unwrap_or_else(|e| panic!("{what}: {e}"));
+            let (rc, got) = run(&p, &frame, 0);
+            assert_eq!(rc, XDP_TX, "{what}");
+            assert_same(&what, &got, &want, false);
+            assert!(p.flow_remove(&flow.key(reply)).expect("remove"));
+        }
+    }
+    assert!(
+        edge_hits > 20,
+        "only {edge_hits} results of 0/0xffff exercised"
+    );
+}

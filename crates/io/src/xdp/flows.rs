@@ -1,0 +1,611 @@
+//! The in-kernel fast path's flow table: [`FlowKey`] → [`FlowEntry`], encoded as the
+//! `rvs_flows` hash map of `bpf/steer.c`, and the per-slot counters of `rvs_flow_stats`,
+//! read through a shared mapping of the array (no syscall per read).
+//!
+//! The layouts here must match `struct rvs_flow_key`, `struct rvs_flow` and
+//! `struct rvs_flow_stat` of `bpf/steer.c` byte for byte (the unit tests pin them).
+
+use std::io;
+use std::net::IpAddr;
+use std::os::fd::{AsFd, AsRawFd};
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use aya::maps::MapData;
+
+use super::{MAP_FLOWS, XdpProgram, aya_err, raw_errno};
+#[cfg(test)]
+use crate::syscall;
+use crate::{MacAddr, invalid, os_err};
+
+/// Default capacity of the flow table, in flows (also the number of counter slots).
+pub const DEFAULT_MAX_FLOWS: u32 = 131_072;
+/// Largest accepted `max_flows` (16 Mi flows: 256 MiB of counters).
+pub const MAX_MAX_FLOWS: u32 = 1 << 24;
+
+/// A flow as the director receives it: the packet's 5-tuple (client → VIP for traffic to
+/// a service, real server → client for NAT replies). Ports in host byte order.
+///
+/// Both addresses must have the same family (an IPv4-mapped IPv6 address counts as IPv4);
+/// `proto` is 6 (TCP) or 17 (UDP), the only protocols the fast path forwards.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct FlowKey {
+    /// Source address of the received packet.
+    pub src: IpAddr,
+    /// Destination address of the received packet.
+    pub dst: IpAddr,
+    /// IP protocol: 6 (TCP) or 17 (UDP).
+    pub proto: u8,
+    /// Source port.
+    pub sport: u16,
+    /// Destination port.
+    pub dport: u16,
+}
+
+/// How the fast path rewrites a packet of a flow. Every rewrite also decrements the TTL
+/// (hop limit), trims Ethernet padding and sets the MAC addresses of the [`FlowEntry`];
+/// the bytes are those rvs-core produces for the same packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum FlowRewrite {
+    /// Direct routing: nothing but TTL and MACs.
+    Route,
+    /// NAT toward a real server: destination address and port become `addr:port`
+    /// (same family as the flow).
+    Dnat {
+        /// New destination address.
+        addr: IpAddr,
+        /// New destination port.
+        port: u16,
+    },
+    /// NAT reply toward the client: source address and port become `addr:port` (the
+    /// virtual service; same family as the flow).
+    Snat {
+        /// New source address.
+        addr: IpAddr,
+        /// New source port.
+        port: u16,
+    },
+    /// IP-in-IP tunnel from `src` to `dst` (same family; may differ from the flow's).
+    /// `copy_df`: an IPv4 outer header copies the inner DF bit (an IPv6 inner packet
+    /// counts as DF set), as rvs-core with `pmtu_disc` on; otherwise DF is clear.
+    Ipip {
+        /// Outer source address (the director's tunnel address).
+        src: IpAddr,
+        /// Outer destination address (the real server).
+        dst: IpAddr,
+        /// Copy the inner DF bit into an IPv4 outer header.
+        copy_df: bool,
+    },
+}
+
+/// What the fast path does with a flow's packets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct FlowEntry {
+    /// The rewrite.
+    pub rewrite: FlowRewrite,
+    /// Egress interface: `XDP_TX` when it is the receiving interface, else
+    /// `bpf_redirect` (the egress device must accept XDP frames: see the module docs of
+    /// [`crate::xdp`] about veth).
+    pub ifindex: u32,
+    /// New Ethernet source address.
+    pub src_mac: MacAddr,
+    /// New Ethernet destination address (the next hop's).
+    pub dst_mac: MacAddr,
+    /// Largest IP length (of the received packet, before any encapsulation) forwarded in
+    /// the kernel; longer packets go to user space (which answers with "fragmentation
+    /// needed" / "packet too big"). For IPIP, the path MTU minus the outer header.
+    pub max_len: u16,
+    /// Counter slot in `0..max_flows` ([`XdpProgram::flow_counter`]); flows may share one.
+    pub counter: u32,
+}
+
+/// `struct rvs_flow_key` (40 bytes, byte arrays only: no padding, alignment 1).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct FlowKeyRaw {
+    family: u8,
+    proto: u8,
+    pad: [u8; 2],
+    /// Network byte order.
+    sport: [u8; 2],
+    dport: [u8; 2],
+    saddr: [u8; 16],
+    daddr: [u8; 16],
+}
+
+// SAFETY: `repr(C)`, only `u8`s and `u8` arrays (no padding, no invalid bit patterns),
+// `Copy` and `'static`: any 40 bytes are a valid value.
+unsafe impl aya::Pod for FlowKeyRaw {}
+
+/// `struct rvs_flow` (60 bytes, alignment 4, no padding: every field sits at a multiple
+/// of its alignment and the total is a multiple of 4).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct FlowValueRaw {
+    action: u8,
+    outer_family: u8,
+    flags: u8,
+    pad: u8,
+    ifindex: u32,
+    counter: u32,
+    max_len: u16,
+    /// Network byte order.
+    port: [u8; 2],
+    dmac: [u8; 6],
+    smac: [u8; 6],
+    addr: [u8; 16],
+    tsrc: [u8; 16],
+}
+
+// SAFETY: `repr(C)` of integers and `u8` arrays laid out without padding (offsets 0, 1, 2,
+// 3, 4, 8, 12, 14, 16, 22, 28, 44; size 60, a multiple of the alignment 4), `Copy` and
+// `'static`: any 60 bytes are a valid value.
+unsafe impl aya::Pod for FlowValueRaw {}
+
+/// `enum action` of `steer.c`.
+mod action {
+    pub(super) const ROUTE: u8 = 1;
+    pub(super) const DNAT: u8 = 2;
+    pub(super) const SNAT: u8 = 3;
+    pub(super) const IPIP: u8 = 4;
+}
+/// `FLOW_COPY_DF` of `steer.c`.
+const FLOW_COPY_DF: u8 = 1;
+
+/// Family (4 or 6) and the 16 bytes of `a` as the maps store it (IPv4 first, rest zero).
+fn addr_bytes(a: IpAddr) -> (u8, [u8; 16]) {
+    match a.to_canonical() {
+        IpAddr::V4(a) => {
+            let mut b = [0u8; 16];
+            b[..4].copy_from_slice(&a.octets());
+            (4, b)
+        }
+        IpAddr::V6(a) => (6, a.octets()),
+    }
+}
+
+impl FlowKey {
+    pub(crate) fn encode(&self) -> io::Result<FlowKeyRaw> {
+        let (fs, saddr) = addr_bytes(self.src);
+        let (fd, daddr) = addr_bytes(self.dst);
+        if fs != fd {
+            return Err(invalid(format!(
+                "flow key {} -> {}: mixed address families",
+                self.src, self.dst
+            )));
+        }
+        if self.proto != 6 && self.proto != 17 {
+            return Err(invalid(format!(
+                "flow key protocol {}: only TCP (6) and UDP (17) are forwarded in the kernel",
+                self.proto
+            )));
+        }
+        Ok(FlowKeyRaw {
+            family: fs,
+            proto: self.proto,
+            pad: [0; 2],
+            sport: self.sport.to_be_bytes(),
+            dport: self.dport.to_be_bytes(),
+            saddr,
+            daddr,
+        })
+    }
+}
+
+impl FlowEntry {
+    /// The map value, for a flow of `family` (4 or 6) in a table of `max_flows` slots.
+    pub(crate) fn encode(&self, family: u8, max_flows: u32) -> io::Result<FlowValueRaw> {
+        if self.counter >= max_flows {
+            return Err(invalid(format!(
+                "flow counter {} out of range (max_flows {max_flows})",
+                self.counter
+            )));
+        }
+        let mut v = FlowValueRaw {
+            action: action::ROUTE,
+            outer_family: 0,
+            flags: 0,
+            pad: 0,
+            ifindex: self.ifindex,
+            counter: self.counter,
+            max_len: self.max_len,
+            port: [0; 2],
+            dmac: self.dst_mac.0,
+            smac: self.src_mac.0,
+            addr: [0; 16],
+            tsrc: [0; 16],
+        };
+        match self.rewrite {
+            FlowRewrite::Route => {}
+            FlowRewrite::Dnat { addr, port } | FlowRewrite::Snat { addr, port } => {
+                let (f, a) = addr_bytes(addr);
+                if f != family {
+                    return Err(invalid(format!(
+                        "NAT address {addr} is not of the flow's family (IPv{family})"
+                    )));
+                }
+                v.action = if matches!(self.rewrite, FlowRewrite::Dnat { .. }) {
+                    action::DNAT
+                } else {
+                    action::SNAT
+                };
+                v.addr = a;
+                v.port = port.to_be_bytes();
+            }
+            FlowRewrite::Ipip { src, dst, copy_df } => {
+                let (fs, s) = addr_bytes(src);
+                let (fd, d) = addr_bytes(dst);
+                if fs != fd {
+                    return Err(invalid(format!(
+                        "tunnel {src} -> {dst}: mixed address families"
+                    )));
+                }
+                v.action = action::IPIP;
+                v.outer_family = fs;
+                v.flags = if copy_df { FLOW_COPY_DF } else { 0 };
+                v.addr = d;
+                v.tsrc = s;
+            }
+        }
+        Ok(v)
+    }
+}
+
+/// `struct rvs_flow_stat`.
+const STAT_SIZE: usize = 16;
+
+/// The `rvs_flow_stats` array mapped into this process (`BPF_F_MMAPABLE`): counters are
+/// read and reset with atomic loads and stores, no syscall.
+pub(crate) struct FlowStats {
+    base: NonNull<u8>,
+    len: usize,
+    slots: u32,
+    /// The map; kept open while mapped (the mapping would survive it anyway).
+    _map: MapData,
+}
+
+// SAFETY: the mapping is plain shared memory owned by this value; every access goes
+// through `AtomicU64` (the program updates it with atomic adds concurrently), so sharing
+// or moving it between threads is sound.
+unsafe impl Send for FlowStats {}
+// SAFETY: as above: `&self` methods only do atomic loads and stores.
+unsafe impl Sync for FlowStats {}
+
+impl FlowStats {
+    /// Map `slots` counters of the array map `map`.
+    pub(crate) fn map(map: MapData, slots: u32) -> io::Result<Self> {
+        // SAFETY: sysconf has no memory effects.
+        let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) })
+            .ok()
+            .filter(|&p| p > 0)
+            .unwrap_or(4096);
+        let len = (slots as usize * STAT_SIZE).div_ceil(page).max(1) * page;
+        let fd = map.fd().as_fd().as_raw_fd();
+        // SAFETY: a fresh shared mapping of `len` bytes of the map's fd at offset 0; the
+        // kernel checks the length against the map's size and its BPF_F_MMAPABLE flag.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                fd,
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(os_err(
+                "mmap",
+                super::MAP_FLOW_STATS,
+                io::Error::last_os_error(),
+            ));
+        }
+        let base = NonNull::new(p.cast::<u8>())
+            .ok_or_else(|| io::Error::other("mmap returned a null mapping"))?;
+        Ok(Self {
+            base,
+            len,
+            slots,
+            _map: map,
+        })
+    }
+
+    /// The two counters of slot `idx`, or `None` out of range.
+    fn slot(&self, idx: u32) -> Option<[&AtomicU64; 2]> {
+        if idx >= self.slots {
+            return None;
+        }
+        let off = idx as usize * STAT_SIZE;
+        // SAFETY: `off + 16 <= slots * 16 <= len`: inside the mapping, which lives as long
+        // as `self`; the mapping is page-aligned and the offset a multiple of 16, so both
+        // words are 8-byte aligned. The memory is only ever accessed atomically (here and
+        // by the program's atomic adds).
+        unsafe {
+            let p = self.base.as_ptr().add(off).cast::<u64>();
+            Some([AtomicU64::from_ptr(p), AtomicU64::from_ptr(p.add(1))])
+        }
+    }
+
+    pub(crate) fn get(&self, idx: u32) -> (u64, u64) {
+        self.slot(idx).map_or((0, 0), |[p, b]| {
+            (p.load(Ordering::Relaxed), b.load(Ordering::Relaxed))
+        })
+    }
+
+    pub(crate) fn reset(&self, idx: u32) {
+        if let Some([p, b]) = self.slot(idx) {
+            p.store(0, Ordering::Relaxed);
+            b.store(0, Ordering::Relaxed);
+        }
+    }
+}
+
+impl Drop for FlowStats {
+    fn drop(&mut self) {
+        // SAFETY: the mapping made in `map`, unmapped once; no reference into it outlives
+        // `self` (`slot` borrows `self`).
+        unsafe { libc::munmap(self.base.as_ptr().cast(), self.len) };
+    }
+}
+
+/// The error of a map update: `OutOfMemory` when the table is full (`E2BIG`) or the
+/// kernel is out of memory (`ENOMEM`), the OS error's kind otherwise.
+fn update_err<E>(e: E) -> io::Error
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    let e = aya_err("bpf(map update)", MAP_FLOWS, e);
+    match raw_errno(&e) {
+        Some(libc::E2BIG | libc::ENOMEM) => io::Error::new(io::ErrorKind::OutOfMemory, e),
+        _ => e,
+    }
+}
+
+impl XdpProgram {
+    /// Install (or replace) the fast-path entry of `key`. From the next packet on, the
+    /// kernel forwards the flow itself, except TCP segments with SYN, FIN or RST, packets
+    /// with TTL <= 1 and packets longer than `e.max_len`, which go on to the steering
+    /// (user space) unmodified.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` (nothing changed) when the key mixes address families or is not
+    /// TCP/UDP, a NAT address is not of the key's family, the tunnel's addresses mix
+    /// families, or `e.counter >= max_flows`. `OutOfMemory` when the table already holds
+    /// `max_flows` other flows (`E2BIG`) or the kernel is short of memory (`ENOMEM`);
+    /// another kernel error of the update otherwise.
+    pub fn flow_insert(&mut self, key: &FlowKey, e: &FlowEntry) -> io::Result<()> {
+        let k = key.encode()?;
+        let v = e.encode(k.family, self.max_flows)?;
+        self.flows.insert(k, v, 0).map_err(update_err)
+    }
+
+    /// Remove the entry of `key`: its packets go to user space again. `false` when there
+    /// was none.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` for a key no entry can have (mixed families, not TCP/UDP); the
+    /// kernel's error of the delete other than "not found".
+    pub fn flow_remove(&mut self, key: &FlowKey) -> io::Result<bool> {
+        let k = key.encode()?;
+        match self.flows.remove(&k) {
+            Ok(()) => Ok(true),
+            Err(aya::maps::MapError::KeyNotFound) => Ok(false),
+            Err(e) => {
+                let e = aya_err("bpf(map delete)", MAP_FLOWS, e);
+                if e.kind() == io::ErrorKind::NotFound {
+                    Ok(false)
+                } else {
+                    Err(e)
+                }
+            }
+        }
+    }
+
+    /// Remove every entry; returns how many there were. Counters are left as they are
+    /// (reset a slot with [`XdpProgram::flow_counter_reset`] before reusing it).
+    ///
+    /// # Errors
+    ///
+    /// The kernel's error of a key walk or delete; entries removed so far stay removed.
+    pub fn flow_clear(&mut self) -> io::Result<usize> {
+        let keys = self
+            .flows
+            .keys()
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| aya_err("bpf(map get next key)", MAP_FLOWS, e))?;
+        let mut n = 0;
+        for k in keys {
+            match self.flows.remove(&k) {
+                Ok(()) => n += 1,
+                Err(aya::maps::MapError::KeyNotFound) => {}
+                Err(e) => {
+                    let e = aya_err("bpf(map delete)", MAP_FLOWS, e);
+                    if e.kind() != io::ErrorKind::NotFound {
+                        return Err(e);
+                    }
+                }
+            }
+        }
+        Ok(n)
+    }
+
+    /// Packets and bytes (IP length as received, before any encapsulation) the kernel
+    /// forwarded on counter slot `idx`, summed over CPUs; `(0, 0)` out of range. A plain
+    /// memory read of the shared counter array, no syscall.
+    pub fn flow_counter(&self, idx: u32) -> (u64, u64) {
+        self.flow_stats.get(idx)
+    }
+
+    /// Zero counter slot `idx` (before reusing it for another flow). Not atomic with a
+    /// packet being counted at the same moment on another CPU: remove the flows that use
+    /// the slot first.
+    pub fn flow_counter_reset(&self, idx: u32) {
+        self.flow_stats.reset(idx);
+    }
+
+    /// Capacity of the flow table, and number of counter slots.
+    pub fn max_flows(&self) -> u32 {
+        self.max_flows
+    }
+}
+
+/// `BPF_PROG_TEST_RUN` of the program on `data`, `repeat` times (0 = once): returns the
+/// program's verdict and the frame it left. Test-only: lets the golden tests compare the
+/// program's output with rvs-core's byte for byte without any interface.
+#[cfg(test)]
+pub(crate) fn test_run(
+    prog: std::os::fd::BorrowedFd<'_>,
+    data: &[u8],
+    repeat: u32,
+) -> io::Result<(u32, Vec<u8>)> {
+    /// The `BPF_PROG_TEST_RUN` member of `union bpf_attr`.
+    #[repr(C)]
+    #[derive(Default)]
+    struct TestRun {
+        prog_fd: u32,
+        retval: u32,
+        data_size_in: u32,
+        data_size_out: u32,
+        data_in: u64,
+        data_out: u64,
+        repeat: u32,
+        duration: u32,
+        ctx_size_in: u32,
+        ctx_size_out: u32,
+        ctx_in: u64,
+        ctx_out: u64,
+        flags: u32,
+        cpu: u32,
+        batch_size: u32,
+        pad: u32,
+    }
+    const BPF_PROG_TEST_RUN: libc::c_long = 10;
+    let mut out = vec![0u8; data.len() + 512];
+    let mut attr = TestRun {
+        prog_fd: prog.as_raw_fd() as u32,
+        data_size_in: u32::try_from(data.len()).map_err(|_| invalid("frame too long"))?,
+        data_size_out: out.len() as u32,
+        data_in: data.as_ptr() as u64,
+        data_out: out.as_mut_ptr() as u64,
+        repeat,
+        ..TestRun::default()
+    };
+    // SAFETY: `attr` is a valid `bpf_attr` prefix of its own size; the kernel reads
+    // `data_size_in` bytes from `data_in` (a live slice) and writes at most
+    // `data_size_out` bytes to `data_out` (a live, exclusively borrowed buffer).
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_PROG_TEST_RUN,
+            &raw mut attr,
+            size_of::<TestRun>(),
+        )
+    };
+    syscall(r as i32).map_err(|e| os_err("bpf(BPF_PROG_TEST_RUN)", "rvs_steer", e))?;
+    out.truncate(attr.data_size_out as usize);
+    Ok((attr.retval, out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::{Ipv4Addr, Ipv6Addr};
+
+    #[test]
+    fn layouts_match_the_program() {
+        assert_eq!(size_of::<FlowKeyRaw>(), 40);
+        assert_eq!(align_of::<FlowKeyRaw>(), 1);
+        assert_eq!(size_of::<FlowValueRaw>(), 60);
+        assert_eq!(std::mem::offset_of!(FlowValueRaw, ifindex), 4);
+        assert_eq!(std::mem::offset_of!(FlowValueRaw, counter), 8);
+        assert_eq!(std::mem::offset_of!(FlowValueRaw, max_len), 12);
+        assert_eq!(std::mem::offset_of!(FlowValueRaw, port), 14);
+        assert_eq!(std::mem::offset_of!(FlowValueRaw, dmac), 16);
+        assert_eq!(std::mem::offset_of!(FlowValueRaw, smac), 22);
+        assert_eq!(std::mem::offset_of!(FlowValueRaw, addr), 28);
+        assert_eq!(std::mem::offset_of!(FlowValueRaw, tsrc), 44);
+        let k = FlowKey {
+            src: Ipv4Addr::new(198, 18, 1, 10).into(),
+            dst: Ipv4Addr::new(198, 18, 0, 100).into(),
+            proto: 17,
+            sport: 40000,
+            dport: 53,
+        }
+        .encode()
+        .expect("valid");
+        assert_eq!((k.family, k.proto), (4, 17));
+        assert_eq!(k.sport, [0x9c, 0x40]);
+        assert_eq!(k.dport, [0, 53]);
+        assert_eq!(&k.saddr[..4], &[198, 18, 1, 10]);
+        assert_eq!(&k.saddr[4..], &[0; 12]);
+    }
+
+    fn entry(rewrite: FlowRewrite) -> FlowEntry {
+        FlowEntry {
+            rewrite,
+            ifindex: 3,
+            src_mac: MacAddr([2, 0, 0, 0, 0, 1]),
+            dst_mac: MacAddr([2, 0, 0, 0, 0, 2]),
+            max_len: 1500,
+            counter: 7,
+        }
+    }
+
+    #[test]
+    fn invalid_input_is_refused() {
+        let v4: IpAddr = Ipv4Addr::new(198, 18, 0, 1).into();
+        let v6: IpAddr = "2001:db8::1".parse::<Ipv6Addr>().expect("v6").into();
+        let k = |src, dst, proto| FlowKey {
+            src,
+            dst,
+            proto,
+            sport: 1,
+            dport: 2,
+        };
+        for bad in [k(v4, v6, 6), k(v6, v4, 17), k(v4, v4, 132), k(v4, v4, 1)] {
+            let e = bad.encode().expect_err("invalid key");
+            assert_eq!(e.kind(), io::ErrorKind::InvalidInput, "{bad:?}");
+        }
+        // A mapped address is its IPv4 address.
+        let mapped = IpAddr::V6(Ipv4Addr::new(198, 18, 0, 2).to_ipv6_mapped());
+        assert_eq!(k(v4, mapped, 6).encode().expect("ok").family, 4);
+        let bad = [
+            (entry(FlowRewrite::Dnat { addr: v6, port: 1 }), 4),
+            (entry(FlowRewrite::Snat { addr: v4, port: 1 }), 6),
+            (
+                entry(FlowRewrite::Ipip {
+                    src: v4,
+                    dst: v6,
+                    copy_df: true,
+                }),
+                4,
+            ),
+            (
+                FlowEntry {
+                    counter: 16,
+                    ..entry(FlowRewrite::Route)
+                },
+                4,
+            ),
+        ];
+        for (e, fam) in bad {
+            let err = e.encode(fam, 16).expect_err("invalid entry");
+            assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{e:?}");
+        }
+        let v = entry(FlowRewrite::Ipip {
+            src: v6,
+            dst: v6,
+            copy_df: true,
+        })
+        .encode(4, 16)
+        .expect("v4 in v6");
+        assert_eq!((v.action, v.outer_family, v.flags), (4, 6, 1));
+        assert_eq!(v.dmac, [2, 0, 0, 0, 0, 2]);
+        let v = entry(FlowRewrite::Snat { addr: v4, port: 80 })
+            .encode(4, 16)
+            .expect("snat");
+        assert_eq!((v.action, v.port, v.counter), (3, [0, 80], 7));
+    }
+}
