@@ -27,6 +27,56 @@
 //! Dropping the socket detaches the program (the kernel gets every frame again), then
 //! closes the socket and unmaps its memory.
 //!
+//! # In-kernel fast path for established flows
+//!
+//! The same program also forwards established connections itself, before any steering
+//! (Katran's model): user space installs one entry per connection and direction in a flow
+//! table ([`XdpProgram::flow_insert`]: [`FlowKey`] → [`FlowEntry`]), and a matching packet
+//! is rewritten and sent straight back out (`XDP_TX` when the egress is the receiving
+//! interface, else `bpf_redirect`). [`XdpProgram::attach`] gives the program without an
+//! AF_XDP socket, for the AF_PACKET backend; an [`XdpSocket`] has one inside
+//! ([`XdpSocket::program`]).
+//!
+//! What the kernel forwards: untagged Ethernet frames with IPv4 (no options, not a
+//! fragment, valid header checksum) or IPv6 (no extension header), TCP or UDP, whose
+//! 5-tuple has an entry. Every rewrite decrements the TTL / hop limit (IPv4 checksum fixed
+//! incrementally), trims Ethernet padding and sets the entry's MAC addresses; then
+//! [`FlowRewrite::Route`] (DR) stops there, [`FlowRewrite::Dnat`] / [`FlowRewrite::Snat`]
+//! rewrite the destination / source address and port with incremental checksum updates,
+//! and [`FlowRewrite::Ipip`] adds an IPv4 or IPv6 outer header (RFC 6040 ECN, DF copied
+//! from the inner packet with `copy_df`). The bytes are exactly rvs-core's for the same
+//! packet (the IPv4 outer identification aside: the program counts its own, per CPU); the
+//! tests compare them with `BPF_PROG_TEST_RUN`.
+//!
+//! What always goes to user space (unmodified, through the steering as before), and why:
+//! TCP segments with SYN, FIN or RST (the connection state machine and its timers live in
+//! rvs-core), packets with TTL <= 1 (ICMP time exceeded), packets whose IP length exceeds
+//! the entry's `max_len` (fragmentation needed / packet too big), and every frame the
+//! parser does not take: VLAN-tagged, IPv4 options or fragments, a bad IPv4 header
+//! checksum (rvs-core counts the drop), IPv6 extension headers, other protocols, and
+//! truncated or inconsistent lengths. So user space still sees each connection's
+//! handshake and teardown and must refresh its idle timers from the flow counters. An
+//! entry is never removed by the kernel: remove it when rvs-core expires the connection
+//! ([`XdpProgram::flow_remove`]).
+//!
+//! Counters: [`XdpProgram::flow_counter`] gives packets and IP bytes (as received, before
+//! encapsulation) per counter slot, read from a shared mapping of the `BPF_F_MMAPABLE`
+//! array (no syscall); [`SteerCounters`] counts the fast path's outcomes
+//! (`fast_forwarded`, `fast_passed_tcp_flags`, `fast_passed_ttl`, `fast_passed_too_big`,
+//! `fast_dropped` when the frame cannot be trimmed or grown: `XDP_DROP`). A frame passed
+//! on is counted again by the steering.
+//!
+//! **veth needs NAPI on the receiving peer.** A frame sent with `XDP_TX` or redirected
+//! into a veth device is delivered by the NAPI instance of the *peer* device, which exists
+//! only while the peer has an XDP program attached or GRO enabled
+//! (`ethtool -K PEER gro on`, kernel 5.13 and later). Without either, the kernel refuses
+//! the transmission and the frame is lost although the program counted it as forwarded
+//! (verified on 6.18 by `fast_tests::netns_route_is_forwarded_by_the_kernel`, which also
+//! shows that either remedy works). Physical NICs need only driver support for
+//! `ndo_xdp_xmit` on the egress device. Also on veth: a sender in the peer namespace with
+//! transmit checksum offload leaves a partial UDP/TCP checksum, which a redirected frame
+//! carries to its destination as is; turn offload off there (`ethtool -K IF tx off`).
+//!
 //! # Geometry
 //!
 //! One UMEM per socket of `rx_frames + tx_frames` frames of `frame_size` bytes ([`XdpOpts`],

@@ -665,3 +665,185 @@ fn random_nat_equals_the_packet_core() {
         "only {edge_hits} results of 0/0xffff exercised"
     );
 }
+
+// ------------------------------------------------------------------ between namespaces
+
+/// Client → director (program on `d0`, ROUTE entry) → real server, all in the kernel.
+///
+/// Also pins the veth detail of the module docs: a frame redirected into a veth is
+/// delivered by the *peer's* NAPI instance, which exists only while the peer has an XDP
+/// program or GRO on; without it the redirect fails and the frame is lost.
+#[test]
+fn netns_route_is_forwarded_by_the_kernel() {
+    use crate::netns::{NetNs, veth};
+    use crate::packet::{PacketOpts, PacketSocket};
+    use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
+    use std::time::{Duration, Instant};
+
+    if let Some(why) = skip_reason().or_else(xdp_unavailable) {
+        eprintln!("skipped: {why}");
+        return;
+    }
+    const CLIENT: Ipv4Addr = Ipv4Addr::new(198, 18, 5, 1);
+    const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 5, 100);
+    let c = NetNs::new("fp-client").expect("client namespace");
+    let d = NetNs::new("fp-director").expect("director namespace");
+    let r = NetNs::new("fp-rs").expect("real-server namespace");
+    veth(&c, "c0", &d, "d0").expect("veth client-director");
+    veth(&d, "d1", &r, "r0").expect("veth director-rs");
+    c.ip(&["addr", "add", "198.18.5.1/24", "dev", "c0"])
+        .expect("client address");
+    // DR: the real server has the VIP.
+    r.ip(&["addr", "add", "198.18.5.100/24", "dev", "r0"])
+        .expect("rs address");
+    let d0_mac = d.run(|| mac_of("d0")).expect("ns").expect("mac d0");
+    let d1_mac = d.run(|| mac_of("d1")).expect("ns").expect("mac d1");
+    let r0_mac = r.run(|| mac_of("r0")).expect("ns").expect("mac r0");
+    let d1_index = d.run(|| ifindex("d1")).expect("ns").expect("ifindex d1");
+    // The client sends the VIP's traffic to the director.
+    c.ip(&[
+        "neigh",
+        "replace",
+        "198.18.5.100",
+        "lladdr",
+        &d0_mac.to_string(),
+        "dev",
+        "c0",
+        "nud",
+        "permanent",
+    ])
+    .expect("client neighbour");
+    // A local sender on veth leaves the UDP checksum partial for offload; the redirected
+    // frame reaches the real server without that status and would fail its check.
+    let o = c
+        .exec("ethtool", &["-K", "c0", "tx", "off"])
+        .expect("ethtool");
+    assert!(
+        o.status.success(),
+        "ethtool: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let ethtool = |gro: &str| {
+        let o = r
+            .exec("ethtool", &["-K", "r0", "gro", gro])
+            .expect("ethtool");
+        assert!(
+            o.status.success(),
+            "ethtool: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    };
+    ethtool("off");
+
+    let mut p = match d.run(|| XdpProgram::attach("d0", XdpMode::Native, 16, 64)) {
+        Ok(Ok(p)) => p,
+        Ok(Err(e)) if e.kind() == io::ErrorKind::Unsupported => {
+            eprintln!("skipped: native XDP on veth refused: {e}");
+            return;
+        }
+        other => panic!("attach: {other:?}"),
+    };
+    assert_eq!(p.mode(), XdpMode::Native);
+    let key = FlowKey {
+        src: CLIENT.into(),
+        dst: VIP.into(),
+        proto: 17,
+        sport: 40000,
+        dport: 9000,
+    };
+    p.flow_insert(
+        &key,
+        &FlowEntry {
+            rewrite: FlowRewrite::Route,
+            ifindex: d1_index,
+            src_mac: d1_mac,
+            dst_mac: r0_mac,
+            max_len: 1500,
+            counter: 1,
+        },
+    )
+    .expect("flow entry");
+
+    let (rs_udp, mut rs_cap) = r
+        .run(|| {
+            let u = UdpSocket::bind((VIP, 9000)).expect("bind rs");
+            u.set_read_timeout(Some(Duration::from_millis(100)))
+                .expect("timeout");
+            let cap = PacketSocket::open("r0", &PacketOpts::default()).expect("capture");
+            (u, cap)
+        })
+        .expect("ns");
+    let send = |n: usize, tag: &str| {
+        c.run(|| {
+            let u = UdpSocket::bind((CLIENT, 40000)).expect("bind client");
+            for i in 0..n {
+                let dst: SocketAddr = (VIP, 9000).into();
+                u.send_to(format!("{tag}-{i}").as_bytes(), dst)
+                    .expect("send");
+            }
+        })
+        .expect("ns");
+    };
+    let receive = |want: usize, wait: Duration| {
+        let mut got = Vec::new();
+        let deadline = Instant::now() + wait;
+        let mut buf = [0u8; 2048];
+        while got.len() < want && Instant::now() < deadline {
+            if let Ok(n) = rs_udp.recv(&mut buf) {
+                got.push(buf[..n].to_vec());
+            }
+        }
+        got
+    };
+
+    // Peer without NAPI (no XDP program, GRO off): the redirect is refused and the frames
+    // are lost, though the program forwarded them.
+    send(3, "no-napi");
+    assert!(
+        receive(1, Duration::from_millis(500)).is_empty(),
+        "delivered without NAPI on the peer: the module docs are wrong for this kernel"
+    );
+    assert_eq!(p.flow_counter(1).0, 3);
+
+    // GRO on the peer gives it a NAPI instance: delivered.
+    ethtool("on");
+    p.flow_counter_reset(1);
+    send(5, "napi");
+    let got = receive(5, Duration::from_secs(5));
+    assert_eq!(got.len(), 5, "{got:?}");
+    assert_eq!(got[0], b"napi-0");
+    let ip_len = 20 + 8 + "napi-0".len() as u64;
+    assert_eq!(p.flow_counter(1), (5, 5 * ip_len));
+    let st = p.counters().expect("counters");
+    assert_eq!(st.fast_forwarded, 8, "{st:?}");
+
+    // On the wire to the real server: its MAC, from the director's, TTL 64 - 1.
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while seen.is_empty() && Instant::now() < deadline {
+        rs_cap
+            .recv_batch(Duration::from_millis(100), |f, _| {
+                if f.len() > 34 && f[12..14] == [0x08, 0x00] && f[23] == 17 {
+                    seen.push(f.to_vec());
+                }
+            })
+            .expect("capture");
+    }
+    let f = seen.first().expect("a captured frame");
+    assert_eq!(&f[..6], &r0_mac.0);
+    assert_eq!(&f[6..12], &d1_mac.0);
+    assert_eq!(f[22], 63, "TTL decremented");
+    assert_eq!(rvs_wire::checksum::data(&f[14..34]), 0xffff);
+
+    // GRO off again, but an XDP program on the peer (one that passes everything): NAPI
+    // again, delivered.
+    ethtool("off");
+    let peer = r
+        .run(|| XdpProgram::attach("r0", XdpMode::Native, 16, 16))
+        .expect("ns")
+        .expect("program on the peer");
+    send(2, "peer-xdp");
+    assert_eq!(receive(2, Duration::from_secs(5)).len(), 2);
+    r.run(move || drop(peer)).expect("ns");
+    d.run(move || drop(p)).expect("ns");
+}

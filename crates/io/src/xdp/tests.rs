@@ -73,9 +73,28 @@ fn both_program_builds_load() {
         return;
     }
     for (name, obj) in [("steer.o", STEER_OBJ), ("steer-alt.o", STEER_OBJ_ALT)] {
-        if let Err(e) = XdpProgram::load(obj, 64, 1024, "-") {
-            panic!("{name}: {e}");
-        }
+        let mut p = XdpProgram::load(obj, 64, 1024, "-").unwrap_or_else(|e| panic!("{name}: {e}"));
+        // The flow table takes entries and the counter array is mapped (BPF_F_MMAPABLE
+        // honoured).
+        let key = FlowKey {
+            src: Pair::B_V4.into(),
+            dst: VIP4.into(),
+            proto: 17,
+            sport: 1,
+            dport: PORT,
+        };
+        let e = FlowEntry {
+            rewrite: FlowRewrite::Route,
+            ifindex: 1,
+            src_mac: OWN_MAC,
+            dst_mac: OWN_MAC,
+            max_len: 1500,
+            counter: 1023,
+        };
+        p.flow_insert(&key, &e)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(p.flow_counter(1023), (0, 0));
+        assert_eq!(p.max_flows(), 1024);
     }
 }
 
