@@ -64,7 +64,79 @@ fn programs(max_flows: u32) -> Option<Vec<(&'static str, XdpProgram)>> {
 fn run(p: &XdpProgram, frame: &[u8], repeat: u32) -> (u32, Vec<u8>) {
     let prog = p.prog_ref().expect("program");
     let fd = prog.fd().expect("program fd");
-    test_run(fd.as_fd(), frame, repeat).expect("BPF_PROG_TEST_RUN")
+    let (rc, out, _) = test_run(fd.as_fd(), frame, repeat).expect("BPF_PROG_TEST_RUN");
+    (rc, out)
+}
+
+/// Mean nanoseconds per run of `frame` over `repeat` runs.
+fn time_run(p: &XdpProgram, frame: &[u8], repeat: u32) -> (u32, u32) {
+    let prog = p.prog_ref().expect("program");
+    let fd = prog.fd().expect("program fd");
+    let (rc, _, ns) = test_run(fd.as_fd(), frame, repeat).expect("BPF_PROG_TEST_RUN");
+    (rc, ns)
+}
+
+/// Cost of the program per frame, by hand:
+/// `cargo test -p rvs-io --release xdp::fast_tests::bench -- --ignored --nocapture`.
+/// The kernel reruns the program on the frame the previous run left, so each rewrite is
+/// timed over fewer runs than its TTL allows (and IPIP not at all: it grows every run).
+#[test]
+#[ignore = "benchmark: run by hand with --ignored --nocapture"]
+fn bench_test_run_ns_per_frame() {
+    let Some(progs) = programs(131_072) else {
+        return;
+    };
+    for (name, mut p) in progs {
+        // A full table: 100,000 other flows.
+        let filler = Flow::new(false, false, ForwardMethod::DirectRoute, false);
+        for i in 0..100_000u32 {
+            let k = FlowKey {
+                sport: (i % 60_000) as u16 + 1,
+                dport: 1000 + (i / 60_000) as u16,
+                ..filler.key(false)
+            };
+            p.flow_insert(&k, &filler.entry(false, OTHER_IF))
+                .expect("filler");
+        }
+        let no_entry = Flow::new(false, false, ForwardMethod::DirectRoute, false);
+        let mut frame = no_entry.spec(false, 0).payload(&[0; 18]).build();
+        frame[14 + 20 + 1] = 7; // source port 40000 + 7: no entry
+        frame[14 + 20 + 6..14 + 20 + 8].fill(0);
+        let (rc, ns) = time_run(&p, &frame, 1_000_000);
+        println!("{name}: no entry (steering, pass)        {ns:>4} ns/frame (verdict {rc})");
+        for (method, mname) in [
+            (ForwardMethod::DirectRoute, "DR"),
+            (ForwardMethod::Masq, "DNAT"),
+        ] {
+            for v6 in [false, true] {
+                let f = Flow::new(false, v6, method, false);
+                p.flow_insert(&f.key(false), &f.entry(false, OTHER_IF))
+                    .expect("insert");
+                if method == ForwardMethod::Masq {
+                    // The way back too, so that every run finds an entry for the frame
+                    // the previous one rewrote.
+                    let back = FlowKey {
+                        dst: f.rs,
+                        dport: f.rport,
+                        ..f.key(false)
+                    };
+                    let mut e = f.entry(false, OTHER_IF);
+                    e.rewrite = FlowRewrite::Dnat {
+                        addr: f.vip,
+                        port: f.vport,
+                    };
+                    p.flow_insert(&back, &e).expect("insert");
+                }
+                let mut spec = f.spec(false, 0).payload(&[0; 18]);
+                spec.ttl = 255;
+                let (rc, ns) = time_run(&p, &spec.build(), 250);
+                println!(
+                    "{name}: {mname:<4} IPv{} UDP 64-byte frame        {ns:>4} ns/frame (verdict {rc})",
+                    if v6 { 6 } else { 4 }
+                );
+            }
+        }
+    }
 }
 
 // ------------------------------------------------------------------ the packet core side

@@ -451,15 +451,16 @@ impl XdpProgram {
     }
 }
 
-/// `BPF_PROG_TEST_RUN` of the program on `data`, `repeat` times (0 = once): returns the
-/// program's verdict and the frame it left. Test-only: lets the golden tests compare the
+/// `BPF_PROG_TEST_RUN` of the program on `data`, `repeat` times (0 = once; the kernel
+/// runs the program again on the frame the previous run left): returns the program's
+/// verdict, the frame it left and the mean run time in nanoseconds. Test-only: lets the golden tests compare the
 /// program's output with rvs-core's byte for byte without any interface.
 #[cfg(test)]
 pub(crate) fn test_run(
     prog: std::os::fd::BorrowedFd<'_>,
     data: &[u8],
     repeat: u32,
-) -> io::Result<(u32, Vec<u8>)> {
+) -> io::Result<(u32, Vec<u8>, u32)> {
     /// The `BPF_PROG_TEST_RUN` member of `union bpf_attr`.
     #[repr(C)]
     #[derive(Default)]
@@ -505,7 +506,7 @@ pub(crate) fn test_run(
     };
     syscall(r as i32).map_err(|e| os_err("bpf(BPF_PROG_TEST_RUN)", "rvs_steer", e))?;
     out.truncate(attr.data_size_out as usize);
-    Ok((attr.retval, out))
+    Ok((attr.retval, out, attr.duration))
 }
 
 #[cfg(test)]
