@@ -19,7 +19,9 @@ use rvs_io::neigh::{NeighCache, Route, RouteKind, route_get};
 use rvs_io::nfqueue::{FwmarkQueue, NfQueue, QueuedPacket, Verdict};
 use rvs_io::nft::{IngressDrop, Proto, VipPort};
 use rvs_io::packet::{PacketOpts, PacketSocket, RxInfo, copy_with_headroom};
-use rvs_io::xdp::{SteerRule, XdpOpts, XdpSocket};
+use rvs_io::xdp::{SteerRule, XdpMode, XdpOpts, XdpProgram, XdpSocket};
+
+use crate::fastpath::{FastPath, FpCounters};
 
 /// Which packet I/O to use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -33,33 +35,55 @@ pub(crate) enum Backend {
     AfXdp,
 }
 
-/// One served interface's socket, of either backend.
+/// One served interface's socket, of either backend. With AF_PACKET, the XDP program of
+/// the kernel fast path is attached on its own (it then steers nothing: frames it does not
+/// forward pass to the kernel, where the packet socket sees them).
 enum Port {
-    Packet(PacketSocket),
+    Packet(PacketSocket, Option<Box<XdpProgram>>),
     Xdp(Box<XdpSocket>),
 }
 
 impl Port {
-    fn open(name: &str, backend: Backend) -> anyhow::Result<Self> {
+    /// `fast_flows`: flow-table size of the kernel fast path, 0 for none.
+    fn open(name: &str, backend: Backend, fast_flows: u32) -> anyhow::Result<Self> {
         match backend {
-            Backend::AfPacket => Ok(Self::Packet(
-                PacketSocket::open(name, &PacketOpts::default())
-                    .with_context(|| format!("opening a packet socket on {name}"))?,
-            )),
+            Backend::AfPacket => {
+                let sock = PacketSocket::open(name, &PacketOpts::default())
+                    .with_context(|| format!("opening a packet socket on {name}"))?;
+                let prog = if fast_flows == 0 {
+                    None
+                } else {
+                    match XdpProgram::attach(name, XdpMode::Auto, 1, fast_flows) {
+                        Ok(p) => Some(Box::new(p)),
+                        Err(e) => {
+                            tracing::warn!(interface = name, error = %e, "no kernel fast path on this interface");
+                            None
+                        }
+                    }
+                };
+                Ok(Self::Packet(sock, prog))
+            }
             Backend::AfXdp => Ok(Self::Xdp(Box::new(
-                XdpSocket::open(name, &XdpOpts::default())
-                    .with_context(|| format!("opening an AF_XDP socket on {name}"))?,
+                XdpSocket::open(
+                    name,
+                    &XdpOpts {
+                        max_flows: fast_flows.max(1),
+                        ..XdpOpts::default()
+                    },
+                )
+                .with_context(|| format!("opening an AF_XDP socket on {name}"))?,
             ))),
             Backend::Auto => {
                 let zc = XdpOpts {
                     bind: rvs_io::xdp::BindMode::ZeroCopy,
+                    max_flows: fast_flows.max(1),
                     ..XdpOpts::default()
                 };
                 match XdpSocket::open(name, &zc) {
                     Ok(x) => Ok(Self::Xdp(Box::new(x))),
                     Err(e) => {
                         tracing::debug!(interface = name, error = %e, "no AF_XDP zero-copy; using AF_PACKET");
-                        Self::open(name, Backend::AfPacket)
+                        Self::open(name, Backend::AfPacket, fast_flows)
                     }
                 }
             }
@@ -68,46 +92,54 @@ impl Port {
 
     fn name(&self) -> &'static str {
         match self {
-            Self::Packet(_) => "af_packet",
+            Self::Packet(..) => "af_packet",
             Self::Xdp(_) => "af_xdp",
         }
     }
 
     fn ifindex(&self) -> u32 {
         match self {
-            Self::Packet(s) => s.ifindex(),
+            Self::Packet(s, _) => s.ifindex(),
             Self::Xdp(s) => s.ifindex(),
         }
     }
 
     fn as_raw_fd(&self) -> std::os::fd::RawFd {
         match self {
-            Self::Packet(s) => s.as_raw_fd(),
+            Self::Packet(s, _) => s.as_raw_fd(),
             Self::Xdp(s) => s.as_raw_fd(),
         }
     }
 
     fn recv_batch(&mut self, f: impl FnMut(&[u8], RxInfo)) -> std::io::Result<usize> {
         match self {
-            Self::Packet(s) => s.recv_batch(Duration::ZERO, f),
+            Self::Packet(s, _) => s.recv_batch(Duration::ZERO, f),
             Self::Xdp(s) => s.recv_batch(Duration::ZERO, f),
         }
     }
 
     fn send_batch(&mut self, frames: &[&[u8]]) -> std::io::Result<usize> {
         match self {
-            Self::Packet(s) => s.send_batch(frames),
+            Self::Packet(s, _) => s.send_batch(frames),
             Self::Xdp(s) => s.send_batch(frames),
         }
     }
 
     fn set_rules(&mut self, rules: &[VipPort]) -> std::io::Result<()> {
         match self {
-            Self::Packet(_) => Ok(()),
+            Self::Packet(..) => Ok(()),
             Self::Xdp(s) => {
                 let r: Vec<SteerRule> = rules.iter().map(|&v| SteerRule::from(v)).collect();
                 s.set_rules(&r)
             }
+        }
+    }
+
+    /// The XDP program with the fast path's flow table, if this port has one.
+    fn program(&mut self) -> Option<&mut XdpProgram> {
+        match self {
+            Self::Packet(_, p) => p.as_deref_mut(),
+            Self::Xdp(s) => Some(s.program()),
         }
     }
 }
@@ -122,6 +154,8 @@ const PENDING_MAX: usize = 256;
 const PENDING_TTL: Duration = Duration::from_secs(3);
 /// `PACKET_OTHERHOST`: a frame for another station seen in promiscuous mode.
 const PACKET_OTHERHOST: u8 = 3;
+/// Attempts to send the rest of a batch after the kernel stopped taking frames.
+const TX_RETRIES: u32 = 8;
 /// NFQUEUE number for firewall-mark services.
 const FWMARK_QUEUE: u16 = 4242;
 
@@ -140,12 +174,18 @@ pub(crate) struct DpCounters {
     pub(crate) busy_ns: u64,
     /// Loop time spent in rounds that received nothing (spinning or waiting).
     pub(crate) idle_ns: u64,
+    /// The kernel fast path (all zero when off).
+    pub(crate) fast: FpCounters,
+    /// Whether the kernel fast path is on.
+    pub(crate) fast_on: bool,
 }
 
 struct IfMeta {
     name: String,
     ifindex: u32,
     mac: MacAddr,
+    /// rvs's XDP program runs on it in native mode.
+    xdp_native: bool,
 }
 
 struct OutFrame {
@@ -188,14 +228,18 @@ pub(crate) struct DataPlane {
     fwmark_rules: Option<FwmarkQueue>,
     nfq: Option<NfQueue>,
     pub(crate) queued: u64,
+    /// The kernel fast path, when at least one port has its program.
+    fast: Option<FastPath>,
 }
 
 impl DataPlane {
     /// Open a packet socket on every interface.
+    /// `fast_flows`: flow-table size per interface of the kernel fast path (0: off).
     pub(crate) fn open(
         names: &[String],
         backend: Backend,
         fixed_tunnel_src: (bool, bool),
+        fast_flows: u32,
     ) -> anyhow::Result<Self> {
         if let Some(why) = rvs_io::nft::nft_unavailable() {
             anyhow::bail!(
@@ -208,17 +252,30 @@ impl DataPlane {
         let mut mtu = u32::MAX;
         for n in names {
             mtu = mtu.min(rvs_io::packet::mtu_of(n).with_context(|| format!("MTU of {n}"))?);
-            let sock = Port::open(n, backend)?;
-            tracing::info!(interface = %n, backend = sock.name(), "serving");
+            let mut sock = Port::open(n, backend, fast_flows)?;
+            let fast = fast_flows > 0 && sock.program().is_some();
+            tracing::info!(interface = %n, backend = sock.name(), kernel_fast_path = fast, "serving");
             let mac = rvs_io::packet::mac_of(n).with_context(|| format!("MAC address of {n}"))?;
+            let xdp_native = sock.program().is_some_and(|p| p.mode() == XdpMode::Native);
             meta.push(IfMeta {
                 name: n.clone(),
                 ifindex: sock.ifindex(),
                 mac,
+                xdp_native,
             });
             socks.push(sock);
         }
+        let slots: Vec<u32> = if fast_flows == 0 {
+            Vec::new()
+        } else {
+            socks
+                .iter_mut()
+                .map(|s| s.program().map_or(0, |p| p.max_flows()))
+                .collect()
+        };
+        let fast = slots.iter().any(|&n| n > 0).then(|| FastPath::new(&slots));
         Ok(Self {
+            fast,
             mtu: u16::try_from(mtu).unwrap_or(u16::MAX),
             socks,
             meta,
@@ -293,6 +350,8 @@ impl DataPlane {
             }
         }
         lb.set_config(cfg);
+        lb.set_offload(self.fast.is_some());
+        self.counters.fast_on = self.fast.is_some();
         let names: Vec<&str> = self.meta.iter().map(|m| m.name.as_str()).collect();
         match &mut self.nft {
             Some(t) => t.update(&names, &rules),
@@ -338,32 +397,50 @@ impl DataPlane {
 
     /// Egress interface and next hop for `dst` (cached for a few seconds).
     fn hop(&mut self, dst: IpAddr, now: Instant) -> Option<Hop> {
-        if let Some((at, h)) = self.routes.get(&dst)
-            && now.saturating_duration_since(*at) < ROUTE_TTL
-        {
-            return *h;
-        }
-        let h = match route_get(dst) {
-            Ok(r) => self.hop_of(&r, dst),
-            Err(_) => None,
-        };
-        if self.routes.len() > 65_536 {
-            self.routes.clear();
-        }
-        self.routes.insert(dst, (now, h));
-        h
+        hop_in(&mut self.routes, &self.meta, dst, now)
     }
 
-    fn hop_of(&self, r: &Route, dst: IpAddr) -> Option<Hop> {
-        if r.kind != RouteKind::Unicast {
-            return None;
-        }
-        let iface = self.meta.iter().position(|m| m.ifindex == r.ifindex)?;
-        Some(Hop {
-            iface,
-            ifindex: r.ifindex,
-            next_hop: r.next_hop(dst),
-        })
+    /// Hand the core's offload events to the fast path. `ingress`: the port whose frames
+    /// were just processed.
+    fn apply_offload(
+        &mut self,
+        lb: &mut Balancer,
+        now_core: rvs_core::time::Instant,
+        ingress: Option<usize>,
+        now: Instant,
+    ) {
+        let Some(fast) = &mut self.fast else {
+            return;
+        };
+        let mut progs: Vec<Option<&mut XdpProgram>> =
+            self.socks.iter_mut().map(Port::program).collect();
+        let (routes, meta, neigh) = (&mut self.routes, &self.meta, &mut self.neigh);
+        fast.apply(lb, now_core, ingress, &mut progs, |dst| {
+            let hop = hop_in(routes, meta, dst, now)?;
+            let Some(mac) = neigh.get(now, hop.ifindex, hop.next_hop) else {
+                let _ = neigh.resolve(now, hop.ifindex, hop.next_hop);
+                return None;
+            };
+            Some(crate::fastpath::Egress {
+                ifindex: hop.ifindex,
+                native: meta[hop.iface].xdp_native,
+                src_mac: meta[hop.iface].mac,
+                dst_mac: mac,
+            })
+        });
+        self.counters.fast = fast.counters;
+    }
+
+    /// Report the fast path's per-flow counters to the core (once a second).
+    pub(crate) fn harvest(&mut self, lb: &mut Balancer, now_core: rvs_core::time::Instant) {
+        self.apply_offload(lb, now_core, None, Instant::now());
+        let Some(fast) = &mut self.fast else {
+            return;
+        };
+        let mut progs: Vec<Option<&mut XdpProgram>> =
+            self.socks.iter_mut().map(Port::program).collect();
+        fast.harvest(lb, now_core, &mut progs);
+        self.counters.fast = fast.counters;
     }
 
     fn take_buf(&mut self) -> Vec<u8> {
@@ -384,6 +461,8 @@ impl DataPlane {
         }
         let ready = rvs_io::poll::wait_readable(&fds, timeout)?;
         let now = Instant::now();
+        // removals queued by control changes and timers since the last round
+        self.apply_offload(lb, now_core, None, now);
         let mut received = 0;
         let marks_unknown = self.nfq.is_some();
         for (i, r) in ready.into_iter().enumerate() {
@@ -439,6 +518,7 @@ impl DataPlane {
                 for ((b, _, _), a) in chunk.iter().zip(&actions[..k]) {
                     self.act(now, i, *a, b);
                 }
+                self.apply_offload(lb, now_core, Some(i), now);
             }
             for (b, _, _) in batch {
                 self.spare.push(b);
@@ -643,15 +723,33 @@ impl DataPlane {
             if batch.is_empty() {
                 continue;
             }
-            match sock.send_batch(&batch) {
-                Ok(n) => {
-                    self.counters.tx += n as u64;
-                    self.counters.tx_errors += (batch.len() - n) as u64;
+            // A send stops at the first frame the kernel refuses: a full device queue
+            // (ENOBUFS, transient) or a frame it cannot take. Retry from there; a frame
+            // that fails twice in a row is counted as an error and skipped. Bounded.
+            let mut pos = 0;
+            let mut stalls = 0;
+            let mut failed_at = usize::MAX;
+            while pos < batch.len() && stalls < TX_RETRIES {
+                match sock.send_batch(&batch[pos..]) {
+                    Ok(n) if n > 0 => {
+                        self.counters.tx += n as u64;
+                        pos += n;
+                    }
+                    Ok(_) | Err(_) => {
+                        stalls += 1;
+                        if failed_at == pos {
+                            self.counters.tx_errors += 1;
+                            pos += 1;
+                        } else {
+                            failed_at = pos;
+                            std::hint::spin_loop();
+                        }
+                    }
                 }
-                Err(e) => {
-                    self.counters.tx_errors += batch.len() as u64;
-                    tracing::debug!(error = %e, "send failed");
-                }
+            }
+            if pos < batch.len() {
+                self.counters.tx_errors += (batch.len() - pos) as u64;
+                tracing::debug!(lost = batch.len() - pos, "send failed");
             }
         }
         for o in out {
@@ -661,6 +759,41 @@ impl DataPlane {
             self.spare.truncate(4096);
         }
     }
+}
+
+/// Egress interface and next hop for `dst` through the route cache.
+fn hop_in(
+    routes: &mut HashMap<IpAddr, (Instant, Option<Hop>)>,
+    meta: &[IfMeta],
+    dst: IpAddr,
+    now: Instant,
+) -> Option<Hop> {
+    if let Some((at, h)) = routes.get(&dst)
+        && now.saturating_duration_since(*at) < ROUTE_TTL
+    {
+        return *h;
+    }
+    let h = match route_get(dst) {
+        Ok(r) => hop_of(meta, &r, dst),
+        Err(_) => None,
+    };
+    if routes.len() > 65_536 {
+        routes.clear();
+    }
+    routes.insert(dst, (now, h));
+    h
+}
+
+fn hop_of(meta: &[IfMeta], r: &Route, dst: IpAddr) -> Option<Hop> {
+    if r.kind != RouteKind::Unicast {
+        return None;
+    }
+    let iface = meta.iter().position(|m| m.ifindex == r.ifindex)?;
+    Some(Hop {
+        iface,
+        ifindex: r.ifindex,
+        next_hop: r.next_hop(dst),
+    })
 }
 
 fn nft_proto(p: rvs_core::Protocol) -> Proto {

@@ -16,6 +16,7 @@ mod convert;
 mod csum;
 mod dataplane;
 mod engine;
+mod fastpath;
 mod health;
 mod metrics;
 mod server;
@@ -49,6 +50,11 @@ struct Args {
     /// Packet I/O backend for the served interfaces.
     #[arg(long, value_enum, default_value_t = dataplane::Backend::Auto)]
     backend: dataplane::Backend,
+    /// Flows per interface in the kernel fast path: established TCP and UDP flows of DR,
+    /// NAT and IPIP tunnels are forwarded by rvs's XDP program from a table filled after
+    /// scheduling; 0 turns the fast path off (every packet through user space).
+    #[arg(long, default_value_t = 131_072, value_name = "N")]
+    fastpath_flows: u32,
     /// Source address of tunnel (TUN) packets; default: the kernel's preferred source
     /// toward each real server (repeat for IPv4 and IPv6).
     #[arg(long, value_name = "ADDR")]
@@ -224,7 +230,12 @@ fn run(args: Args) -> anyhow::Result<()> {
     if args.interfaces.is_empty() {
         control_only_loop(&mut engine, &rx, &signals, health.as_ref())
     } else {
-        let mut dp = dataplane::DataPlane::open(&args.interfaces, args.backend, fixed_src)?;
+        let mut dp = dataplane::DataPlane::open(
+            &args.interfaces,
+            args.backend,
+            fixed_src,
+            args.fastpath_flows,
+        )?;
         dp.sync(&mut engine.lb)?;
         tracing::info!(interfaces = ?args.interfaces, "forwarding");
         forwarding_loop(&mut engine, &rx, &mut dp, &signals, health.as_ref())?;
@@ -348,6 +359,7 @@ fn forwarding_loop(
 ) -> anyhow::Result<()> {
     let mut idle_rounds: u32 = 0;
     let mut next_timer = engine.clock.now();
+    let mut next_harvest = engine.clock.now();
     let mut rounds: u32 = 0;
     loop {
         rounds = rounds.wrapping_add(1);
@@ -393,6 +405,11 @@ fn forwarding_loop(
             }
         }
         let now = engine.clock.now();
+        if now >= next_harvest {
+            // before the timers: a connection the fast path kept busy must not expire
+            dp.harvest(&mut engine.lb, now);
+            next_harvest = now + rvs_core::time::Duration::from_secs(1);
+        }
         if now >= next_timer {
             engine.lb.handle_timeout(now);
             next_timer = engine

@@ -369,10 +369,7 @@ pub(crate) fn render(
     );
     o.line(
         "rvs_dataplane_info",
-        &format!(
-            "backend=\"{}\"",
-            if dp.is_some() { "af_packet" } else { "none" }
-        ),
+        &format!("backend=\"{}\"", dp.map_or("none", |(_, name)| name)),
         1,
     );
     if let Some((d, _)) = dp {
@@ -408,6 +405,45 @@ pub(crate) fn render(
             ("tx", d.tx_errors),
         ] {
             o.line("rvs_dataplane_errors_total", &format!("kind=\"{k}\""), v);
+        }
+        if d.fast_on {
+            let f = d.fast;
+            o.help(
+                "rvs_fastpath_flows",
+                "gauge",
+                "Flows in the kernel fast path's tables (established flows forwarded by XDP).",
+            );
+            o.line("rvs_fastpath_flows", "", f.flows);
+            o.help(
+                "rvs_fastpath_packets_total",
+                "counter",
+                "Packets of offloaded flows: forwarded in the kernel, or handed to user space (SYN/FIN/RST, TTL, too big). Updated once a second.",
+            );
+            o.line(
+                "rvs_fastpath_packets_total",
+                "outcome=\"forwarded\"",
+                f.kernel_forwarded,
+            );
+            o.line(
+                "rvs_fastpath_packets_total",
+                "outcome=\"to_user_space\"",
+                f.kernel_passed,
+            );
+            o.help(
+                "rvs_fastpath_updates_total",
+                "counter",
+                "Flow-table updates: installs, removals, and offers declined (next hop unresolved, table full, kernel error).",
+            );
+            for (k, v) in [
+                ("install", f.installs),
+                ("remove", f.removes),
+                ("no_neighbour", f.no_neighbour),
+                ("full", f.full),
+                ("unsupported_egress", f.unsupported_egress),
+                ("error", f.errors),
+            ] {
+                o.line("rvs_fastpath_updates_total", &format!("kind=\"{k}\""), v);
+            }
         }
     }
     o.0

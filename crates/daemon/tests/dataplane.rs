@@ -151,6 +151,29 @@ fn sh(ns: &NetNs, args: &str) {
 
 impl Lab {
     fn new(method: Method, n: usize) -> Self {
+        Self::build(method, n, false)
+    }
+
+    /// One real server on its own link to the director (no bridge on the director), so
+    /// both of the director's interfaces run rvs's XDP program in native mode and the
+    /// kernel fast path forwards between them. Every sender fills in its checksums
+    /// (XDP sees frames before checksum offload is resolved) and the director's veth
+    /// peers have GRO on, which gives them the NAPI context that frames redirected by
+    /// native XDP need.
+    fn direct(method: Method) -> Self {
+        let lab = Self::build(method, 1, true);
+        tx_checksums_off(&lab);
+        for (ns, dev) in [(&lab.client, "c-dir"), (&lab.servers[0], "r0")] {
+            let o = ns
+                .exec("ethtool", &["-K", dev, "gro", "on"])
+                .expect("ethtool");
+            assert!(o.status.success(), "ethtool -K {dev} gro on");
+        }
+        lab
+    }
+
+    fn build(method: Method, n: usize, direct: bool) -> Self {
+        assert!(!direct || n == 1, "a direct lab has one real server");
         let tmp = std::env::temp_dir().join(format!(
             "rvs-selftest-{}-{}",
             std::process::id(),
@@ -173,12 +196,14 @@ impl Lab {
         sh(&client, "link set br0 gso_max_segs 1");
         sh(&client, "link set c-dir gso_max_segs 1");
         sh(&director, "addr add 198.18.0.1/24 dev d0");
-        sh(&director, "link add br1 type bridge");
-        sh(&director, "link set br1 up");
-        sh(&director, "addr add 198.19.0.1/24 dev br1");
+        let rs_lan = if direct { "d-rs0" } else { "br1" };
+        if !direct {
+            sh(&director, "link add br1 type bridge");
+            sh(&director, "link set br1 up");
+        }
         sh(&director, &format!("addr add {VIP}/32 dev lo"));
         sh(&director, "addr add 2001:db8::1/64 dev d0 nodad");
-        sh(&director, "addr add 2001:db8:1::1/64 dev br1 nodad");
+
         sh(&director, &format!("addr add {VIP6}/128 dev lo nodad"));
         director.sysctl("net.ipv4.ip_forward", "1").expect("sysctl");
         director
@@ -188,7 +213,12 @@ impl Lab {
             let rs = NetNs::new(&format!("rs{k}")).expect("netns");
             let rip = format!("198.19.0.{}", 2 + k);
             veth(&director, &format!("d-rs{k}"), &rs, "r0").expect("veth");
-            sh(&director, &format!("link set d-rs{k} master br1"));
+            if direct {
+                sh(&director, "addr add 198.19.0.1/24 dev d-rs0");
+                sh(&director, "addr add 2001:db8:1::1/64 dev d-rs0 nodad");
+            } else {
+                sh(&director, &format!("link set d-rs{k} master br1"));
+            }
             sh(&rs, &format!("addr add {rip}/24 dev r0"));
             // no TSO/GSO super-frames toward the director (rvsd reads one frame per slot)
             sh(&rs, "link set r0 gso_max_segs 1");
@@ -261,6 +291,13 @@ impl Lab {
                 }
             }
             servers.push(rs);
+        }
+        if !direct {
+            sh(
+                &director,
+                &format!("addr add 2001:db8:1::1/64 dev {rs_lan} nodad"),
+            );
+            sh(&director, &format!("addr add 198.19.0.1/24 dev {rs_lan}"));
         }
         if matches!(method, Method::Tun | Method::Gue) {
             // wait until every decapsulator has set up its TUN device
@@ -846,15 +883,25 @@ fn sigterm_removes_the_host_rules_and_exits_cleanly() {
         .expect("nft");
     let text = String::from_utf8_lossy(&rules.stdout);
     assert!(
-        text.contains(&format!("ip daddr {VIP} tcp dport {PORT} drop")),
+        text.contains("ip daddr . meta l4proto . th dport @dst4 drop"),
         "{text}"
     );
     assert!(
-        text.contains(&format!(
-            "ip saddr 198.19.0.2 ip daddr != 198.19.0.1 tcp sport {PORT} drop"
-        )),
+        text.contains(&format!("elements = {{ {VIP} . tcp . {PORT} }}")),
         "{text}"
     );
+    assert!(
+        text.contains("ip saddr . meta l4proto . th sport @src4 ip daddr != @spare4 drop"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("elements = {{ 198.19.0.2 . tcp . {PORT} }}")),
+        "{text}"
+    );
+    assert!(text.contains("elements = { 198.19.0.1 }"), "{text}");
+    // the kernel fast path's program is on the served interfaces
+    let link = lab.director.ip(&["link", "show", "d0"]).expect("ip link");
+    assert!(link.contains("xdp"), "{link}");
     rvs_io::signal::terminate(d.child.id()).expect("SIGTERM");
     let deadline = Instant::now() + Duration::from_secs(5);
     let status = loop {
@@ -873,6 +920,8 @@ fn sigterm_removes_the_host_rules_and_exits_cleanly() {
         !after.status.success(),
         "the table is gone after a clean stop"
     );
+    let link = lab.director.ip(&["link", "show", "d0"]).expect("ip link");
+    assert!(!link.contains("xdp"), "the XDP program is detached: {link}");
 }
 
 #[test]
@@ -1353,4 +1402,205 @@ fn quorum_loss_switches_to_the_sorry_server() {
     });
     assert_eq!(who_raw(&lab.client), "rs0:");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// An nftables counter of what the namespace's own stack sends to `dst` (every IPv4
+/// packet, as it leaves: the lab's senders build no GSO super-packets).
+struct OutCounter<'a> {
+    ns: &'a NetNs,
+}
+
+impl<'a> OutCounter<'a> {
+    fn new(ns: &'a NetNs, dst: &str) -> Self {
+        let chain = "{ type filter hook output priority 0 ; }";
+        let rule = format!("ip daddr {dst} counter");
+        for args in [
+            vec!["add", "table", "inet", "rvs_count"],
+            vec!["add", "chain", "inet", "rvs_count", "out", chain],
+            vec!["add", "rule", "inet", "rvs_count", "out", &rule],
+        ] {
+            let o = ns.exec("nft", &args).expect("nft");
+            assert!(
+                o.status.success(),
+                "nft: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+        }
+        Self { ns }
+    }
+
+    /// (packets, bytes)
+    fn read(&self) -> (u64, u64) {
+        let o = self
+            .ns
+            .exec("nft", &["list", "chain", "inet", "rvs_count", "out"])
+            .expect("nft");
+        let text = String::from_utf8_lossy(&o.stdout);
+        let words: Vec<&str> = text.split_whitespace().collect();
+        let at = words
+            .iter()
+            .position(|w| *w == "packets")
+            .unwrap_or_else(|| panic!("no counter in {text}"));
+        (
+            words[at + 1].parse().unwrap(),
+            words[at + 3].parse().unwrap(),
+        )
+    }
+}
+
+fn scrape(ns: &NetNs, addr: &'static str) -> String {
+    ns.run(move || {
+        let mut s = TcpStream::connect(addr)?;
+        s.set_read_timeout(Some(Duration::from_secs(5)))?;
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")?;
+        let mut out = String::new();
+        s.read_to_string(&mut out)?;
+        Ok::<_, std::io::Error>(out)
+    })
+    .expect("ns")
+    .expect("scrape")
+}
+
+fn metric(text: &str, series: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {series} in {text}"))
+}
+
+/// A TCP server in `ns`: reads until EOF, answers with the byte count and a checksum of
+/// what it read, then closes. One connection.
+fn serve_sink(ns: &NetNs) -> std::thread::JoinHandle<()> {
+    let listener = ns
+        .run(|| TcpListener::bind(("0.0.0.0", PORT)))
+        .expect("ns")
+        .expect("bind");
+    std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().expect("accept");
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let mut buf = vec![0u8; 65536];
+        let (mut n, mut sum) = (0u64, 0u64);
+        loop {
+            match s.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(k) => {
+                    n += k as u64;
+                    sum = buf[..k]
+                        .iter()
+                        .fold(sum, |a, &b| a.wrapping_mul(31).wrapping_add(u64::from(b)));
+                }
+            }
+        }
+        let _ = s.write_all(format!("{n} {sum}\n").as_bytes());
+    })
+}
+
+/// Established flows go through the kernel fast path (XDP, native mode on both director
+/// interfaces) while SYN and FIN go through rvsd: the upload arrives intact, the
+/// connection's state follows the FIN, and the statistics count exactly the packets the
+/// client sent (and, for NAT, the real server's answers), most of them forwarded by XDP.
+fn fast_path_case(method: Method) {
+    if let Some(why) = skip_reason().or_else(rvs_io::xdp::xdp_unavailable) {
+        eprintln!("skipped: {why}");
+        return;
+    }
+    let lab = Lab::direct(method);
+    let d = Rvsd::start_with(
+        &lab.director,
+        &["d0", "d-rs0"],
+        &["--backend", "af-packet", "--metrics", "127.0.0.1:9105"],
+    );
+    let flag = method.flag();
+    d.ok(&format!("-A -t {VIP}:{PORT} -s rr"));
+    d.ok(&format!("-a -t {VIP}:{PORT} -r 198.19.0.2:{PORT} {flag}"));
+    let to_vip = OutCounter::new(&lab.client, VIP);
+    let to_client = OutCounter::new(&lab.servers[0], "198.18.0.2");
+    let server = serve_sink(&lab.servers[0]);
+    let data: Vec<u8> = (0..4u32 << 20)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let expect_sum = data
+        .iter()
+        .fold(0u64, |a, &b| a.wrapping_mul(31).wrapping_add(u64::from(b)));
+    let answer = lab
+        .client
+        .run(|| {
+            let mut s = TcpStream::connect_timeout(&vip4(), Duration::from_secs(5))?;
+            s.set_read_timeout(Some(Duration::from_secs(20)))?;
+            for c in data.chunks(65536) {
+                s.write_all(c)?;
+            }
+            s.shutdown(Shutdown::Write)?;
+            let mut out = String::new();
+            s.read_to_string(&mut out)?;
+            Ok::<_, std::io::Error>(out)
+        })
+        .expect("ns")
+        .expect("upload through rvsd");
+    server.join().expect("server");
+    assert_eq!(
+        answer,
+        format!("{} {expect_sum}\n", data.len()),
+        "intact upload"
+    );
+    // the fast path's counts reach the core within a second
+    std::thread::sleep(Duration::from_millis(2500));
+    let (sent, sent_bytes) = to_vip.read();
+    let (answered, answered_bytes) = to_client.read();
+    let stats = d.ok("-L -n --stats --exact");
+    let line = stats
+        .lines()
+        .find(|l| l.starts_with("TCP"))
+        .expect("service line");
+    let f: Vec<u64> = line
+        .split_whitespace()
+        .skip(2)
+        .map(|w| w.parse().unwrap())
+        .collect();
+    // Conns InPkts OutPkts InBytes OutBytes
+    assert_eq!(f[0], 1, "{stats}");
+    assert_eq!(
+        (f[1], f[3]),
+        (sent, sent_bytes),
+        "in: every packet the client sent\n{stats}"
+    );
+    if method == Method::Nat {
+        assert_eq!(
+            (f[2], f[4]),
+            (answered, answered_bytes),
+            "out: every answer\n{stats}"
+        );
+    } else {
+        assert_eq!(f[2], 0, "{stats}");
+    }
+    let m = scrape(&lab.director, "127.0.0.1:9105");
+    let fast = metric(&m, "rvs_fastpath_packets_total{outcome=\"forwarded\"}");
+    let total = sent + if method == Method::Nat { answered } else { 0 };
+    assert!(
+        fast * 10 >= total * 8,
+        "most packets by XDP: {fast} of {total}\n{m}"
+    );
+    assert!(
+        metric(&m, "rvs_fastpath_updates_total{kind=\"install\"}") >= 1,
+        "{m}"
+    );
+    // rvsd saw the FIN: the connection left ESTABLISHED and its flows left the table
+    let conns = d.ok("-L -c -n");
+    assert!(!conns.contains("ESTABLISHED"), "{conns}");
+    assert!(conns.contains("TCP"), "{conns}");
+    assert_eq!(metric(&m, "rvs_fastpath_flows"), 0, "{m}");
+}
+
+#[test]
+fn fast_path_dr() {
+    fast_path_case(Method::Dr);
+}
+
+#[test]
+fn fast_path_nat() {
+    fast_path_case(Method::Nat);
+}
+
+#[test]
+fn fast_path_tun() {
+    fast_path_case(Method::Tun);
 }
