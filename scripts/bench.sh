@@ -726,7 +726,7 @@ trafgen_cfg "$tmp/udp-vip.cfg" "da=$VIP"
 trafgen_cfg "$tmp/udp-rip.cfg" "da=198.19.1.2, da[2]=dinc(1, 3)"
 start_trafgen() { # CFG [extra args]: runs bounded, pinned to the generator core
   local cfg="$1"; shift
-  ip netns exec "$NG" env LD_PRELOAD="$tmp/sndbuf.so" timeout "$((T + 20))" taskset -c "$GCPU" nice -n "$NICE" \
+  ip netns exec "$NG" env LD_PRELOAD="$tmp/sndbuf.so" timeout "$((T + 45))" taskset -c "$GCPU" nice -n "$NICE" \
     trafgen -i "$cfg" -o "${P}c0" -P 1 -Q -C "$@" >>"$tmp/trafgen.log" 2>&1 &
   TG=$!
   sleep 0.1
@@ -734,6 +734,17 @@ start_trafgen() { # CFG [extra args]: runs bounded, pinned to the generator core
   for p in $(ip netns pids "$NG"); do taskset -a -p -c "$GCPU" "$p" >/dev/null 2>&1 || true; done
 }
 stop_bg() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
+fast_warm() { # MODE: rvs only: wait (bounded, 20 s) until the kernel fast path holds the flows
+  [[ "$1" == rvs-* ]] || return 0
+  local i n=0 t0
+  t0=$(date +%s.%N)
+  for i in $(seq 40); do
+    n=$(metric rvs_fastpath_flows); n=${n%.*}
+    [ "${n:-0}" -ge 61000 ] && break
+    sleep 0.5
+  done
+  log "$1: kernel fast path holds ${n:-0} flows after $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN {printf "%.1f", b-a}') s"
+}
 
 udp_runs() { # WORKLOAD MODE CFG [trafgen args]: udp = flat out, udp_fixed = -b RATE
   local wl="$1" mode="$2" cfg="$3" r s0 s1 secs fwd gdel gdrop dns busy steal c0 c1 rx tx txe
@@ -741,6 +752,7 @@ udp_runs() { # WORKLOAD MODE CFG [trafgen args]: udp = flat out, udp_fixed = -b 
   for r in $(seq "$RUNS"); do
     if [[ "$mode" == rvs-* ]] && [ "$wl" = udp ] && [ "$r" -gt 1 ]; then rvs_restart; fi
     start_trafgen "$cfg" "$@"
+    fast_warm "$mode"
     sleep "$WARM"
     c0=$(rvs_counters); s0=$(sample); sleep "$T"; s1=$(sample); c1=$(rvs_counters)
     stop_bg "$TG"
@@ -844,7 +856,7 @@ RVSD=""
 start_rvsd() { # BACKEND [extra rvsd args]
   local backend="$1"; shift
   ip netns exec "$ND" timeout "$BUDGET" taskset -c "$DCPU" nice -n "$NICE" "$bin/rvsd" -i "${P}d0" -i "${P}d1" -i "${P}d2" -i "${P}d3" \
-    --backend "$backend" --no-state --socket "$RVS_SOCK" --metrics 127.0.0.1:9105 "$@" >"$tmp/rvsd.log" 2>&1 &
+    --backend "$backend" --no-state --socket "$RVS_SOCK" --metrics 127.0.0.1:9105 "$@" ${RVSD_EXTRA:-} >"$tmp/rvsd.log" 2>&1 &
   RVSD=$!; pids+=("$RVSD")
   local i
   for i in $(seq 200); do adm -L -n >/dev/null 2>&1 && break; sleep 0.05; done

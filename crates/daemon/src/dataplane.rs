@@ -35,6 +35,27 @@ pub(crate) enum Backend {
     AfXdp,
 }
 
+/// `--xdp-mode`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum XdpModeArg {
+    /// Native where the driver supports it, generic otherwise.
+    Auto,
+    /// In the driver only.
+    Native,
+    /// Generic (socket-buffer) mode only.
+    Generic,
+}
+
+impl From<XdpModeArg> for XdpMode {
+    fn from(m: XdpModeArg) -> Self {
+        match m {
+            XdpModeArg::Auto => Self::Auto,
+            XdpModeArg::Native => Self::Native,
+            XdpModeArg::Generic => Self::Generic,
+        }
+    }
+}
+
 /// One served interface's socket, of either backend. With AF_PACKET, the XDP program of
 /// the kernel fast path is attached on its own (it then steers nothing: frames it does not
 /// forward pass to the kernel, where the packet socket sees them).
@@ -45,7 +66,7 @@ enum Port {
 
 impl Port {
     /// `fast_flows`: flow-table size of the kernel fast path, 0 for none.
-    fn open(name: &str, backend: Backend, fast_flows: u32) -> anyhow::Result<Self> {
+    fn open(name: &str, backend: Backend, fast_flows: u32, mode: XdpMode) -> anyhow::Result<Self> {
         match backend {
             Backend::AfPacket => {
                 let sock = PacketSocket::open(name, &PacketOpts::default())
@@ -53,7 +74,7 @@ impl Port {
                 let prog = if fast_flows == 0 {
                     None
                 } else {
-                    match XdpProgram::attach(name, XdpMode::Auto, 1, fast_flows) {
+                    match XdpProgram::attach(name, mode, 1, fast_flows) {
                         Ok(p) => Some(Box::new(p)),
                         Err(e) => {
                             tracing::warn!(interface = name, error = %e, "no kernel fast path on this interface");
@@ -68,6 +89,7 @@ impl Port {
                     name,
                     &XdpOpts {
                         max_flows: fast_flows.max(1),
+                        mode,
                         ..XdpOpts::default()
                     },
                 )
@@ -77,13 +99,14 @@ impl Port {
                 let zc = XdpOpts {
                     bind: rvs_io::xdp::BindMode::ZeroCopy,
                     max_flows: fast_flows.max(1),
+                    mode,
                     ..XdpOpts::default()
                 };
                 match XdpSocket::open(name, &zc) {
                     Ok(x) => Ok(Self::Xdp(Box::new(x))),
                     Err(e) => {
                         tracing::debug!(interface = name, error = %e, "no AF_XDP zero-copy; using AF_PACKET");
-                        Self::open(name, Backend::AfPacket, fast_flows)
+                        Self::open(name, Backend::AfPacket, fast_flows, mode)
                     }
                 }
             }
@@ -240,6 +263,7 @@ impl DataPlane {
         backend: Backend,
         fixed_tunnel_src: (bool, bool),
         fast_flows: u32,
+        xdp_mode: XdpMode,
     ) -> anyhow::Result<Self> {
         if let Some(why) = rvs_io::nft::nft_unavailable() {
             anyhow::bail!(
@@ -252,7 +276,7 @@ impl DataPlane {
         let mut mtu = u32::MAX;
         for n in names {
             mtu = mtu.min(rvs_io::packet::mtu_of(n).with_context(|| format!("MTU of {n}"))?);
-            let mut sock = Port::open(n, backend, fast_flows)?;
+            let mut sock = Port::open(n, backend, fast_flows, xdp_mode)?;
             let fast = fast_flows > 0 && sock.program().is_some();
             tracing::info!(interface = %n, backend = sock.name(), kernel_fast_path = fast, "serving");
             let mac = rvs_io::packet::mac_of(n).with_context(|| format!("MAC address of {n}"))?;

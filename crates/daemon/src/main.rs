@@ -55,6 +55,11 @@ struct Args {
     /// scheduling; 0 turns the fast path off (every packet through user space).
     #[arg(long, default_value_t = 131_072, value_name = "N")]
     fastpath_flows: u32,
+    /// Where rvs's XDP program runs on the served interfaces (AF_XDP steering and the
+    /// kernel fast path): `native` in the driver, `generic` after the kernel built its
+    /// socket buffer (any device; costlier), `auto` native where the driver has it.
+    #[arg(long, value_enum, default_value_t = dataplane::XdpModeArg::Auto)]
+    xdp_mode: dataplane::XdpModeArg,
     /// Source address of tunnel (TUN) packets; default: the kernel's preferred source
     /// toward each real server (repeat for IPv4 and IPv6).
     #[arg(long, value_name = "ADDR")]
@@ -235,6 +240,7 @@ fn run(args: Args) -> anyhow::Result<()> {
             args.backend,
             fixed_src,
             args.fastpath_flows,
+            args.xdp_mode.into(),
         )?;
         dp.sync(&mut engine.lb)?;
         tracing::info!(interfaces = ?args.interfaces, "forwarding");
