@@ -4,6 +4,9 @@
 //! fails on particular layouts after the verifier accepted the program (`ENOTSUPP`,
 //! "bpf_jit: fatal error" in the kernel log); the loader then tries the other build.
 //!
+//! The XDP packet generator (`bpf/gen.c`, embedded by `src/xdp/gen.rs`) is built the same
+//! way, as `gen.o` and `gen-alt.o`.
+//!
 //! clang is optional: without it the build still succeeds, an empty object is embedded,
 //! and `rvs_io::xdp` reports "AF_XDP unavailable: built without clang" at run time. A clang
 //! that is present but fails on the program fails the build (that is a bug to see, not to
@@ -15,15 +18,17 @@ use std::fs;
 use std::path::PathBuf;
 use std::process::Command;
 
-/// The builds: output file and the flags that differ.
-const BUILDS: [(&str, &[&str]); 2] = [
-    ("steer.o", &["-O2", "-mcpu=v3"]),
-    ("steer-alt.o", &["-O1", "-mcpu=v2"]),
+/// The builds: source, output file and the flags that differ.
+const BUILDS: [(&str, &str, &[&str]); 4] = [
+    ("bpf/steer.c", "steer.o", &["-O2", "-mcpu=v3"]),
+    ("bpf/steer.c", "steer-alt.o", &["-O1", "-mcpu=v2"]),
+    ("bpf/gen.c", "gen.o", &["-O2", "-mcpu=v3"]),
+    ("bpf/gen.c", "gen-alt.o", &["-O1", "-mcpu=v2"]),
 ];
 
 fn main() {
-    let src = "bpf/steer.c";
-    println!("cargo:rerun-if-changed={src}");
+    println!("cargo:rerun-if-changed=bpf/steer.c");
+    println!("cargo:rerun-if-changed=bpf/gen.c");
     println!("cargo:rerun-if-env-changed=RVS_BPF_CLANG");
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
     let clang = env::var("RVS_BPF_CLANG").unwrap_or_else(|_| "clang".to_owned());
@@ -33,7 +38,7 @@ fn main() {
             "cargo:warning=rvs-io: AF_XDP steering program not built ({why}); \
              `apt-get install clang` to enable AF_XDP"
         );
-        for (name, _) in BUILDS {
+        for (_, name, _) in BUILDS {
             fs::write(out_dir.join(name), b"").expect("writing an empty BPF object");
         }
     };
@@ -41,7 +46,7 @@ fn main() {
         missing("RVS_BPF_CLANG=none");
         return;
     }
-    for (name, flags) in BUILDS {
+    for (src, name, flags) in BUILDS {
         let result = Command::new(&clang)
             .args(["-target", "bpf", "-g", "-Wall", "-Werror"])
             .args(flags)

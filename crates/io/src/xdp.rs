@@ -130,6 +130,7 @@
 #[cfg(test)]
 mod fast_tests;
 mod flows;
+pub mod r#gen;
 mod rules;
 #[cfg(test)]
 mod tests;

@@ -1,0 +1,449 @@
+//! A packet generator that injects XDP frames, like `xdp-trafficgen`: `rvs-lab xdpgen`.
+//!
+//! (`gen` is a reserved word in Rust 2024: the module is written `rvs_io::xdp::r#gen`.)
+//!
+//! # How
+//!
+//! [`run`] loads a tiny XDP program (`bpf/gen.c`) and runs it with `BPF_PROG_TEST_RUN`
+//! in live-frames mode (`BPF_F_TEST_XDP_LIVE_FRAMES`, Linux 5.18+) on an Ethernet, IPv4 and
+//! UDP template frame ([`template`]) "received" on the interface of [`GenSpec::ifname`].
+//! For each frame the program writes a source address low byte and a UDP source port
+//! derived from a per-CPU counter (address index `n % src_count`, port index
+//! `(n / src_count) % sport_count`: every pair comes up), recomputes the IPv4 header
+//! checksum, sets the UDP checksum to 0 and returns `XDP_TX`; the kernel then transmits
+//! the frame out of that interface with its `ndo_xdp_xmit`. No socket buffer is built on
+//! the sending side: on a veth pair the frames arrive at the peer as XDP frames in a page
+//! pool's pages with full headroom, as from a NIC's driver, unlike AF_PACKET (`trafgen`),
+//! whose socket buffers a native XDP program on the peer must first copy.
+//!
+//! # Requirements and limits
+//!
+//! - **veth needs NAPI on the receiving peer**, as for any `XDP_TX`/redirect into a veth:
+//!   an XDP program attached to the peer, or `ethtool -K PEER gro on`. Without either the
+//!   kernel refuses each transmission (counted in the sender's `peer_tq_xdp_xmit_err`,
+//!   shown as the peer's `rx_dropped`) and [`GenReport::sent`] still counts the frames:
+//!   it counts frames the program returned `XDP_TX` for, not frames delivered. Check the
+//!   receiver's counters. Physical NICs need driver support for `ndo_xdp_xmit`.
+//! - **Where the receiver's work runs**: the veth peer's NAPI is scheduled on the CPU that
+//!   transmitted, i.e. the generator's, and runs there after each batch of 64 (XDP program,
+//!   stack) unless the peer uses threaded NAPI (`echo 1 > /sys/class/net/PEER/threaded`,
+//!   then a `napi/PEER-*` kernel thread that can be pinned elsewhere). The same holds for
+//!   AF_PACKET into a veth whose peer has NAPI. So into a veth, the measured rate is that
+//!   of generator *and* receiver on one CPU unless NAPI is threaded.
+//! - One CPU per call: the test run executes on the calling thread's CPU. Pin it with
+//!   [`pin_current_thread`] (or `taskset`); run several processes for several CPUs (each
+//!   has its own counter, so the flows they generate are the same).
+//! - Frames of 60 to 1514 bytes (no FCS); IPv4 only, no VLAN tag, UDP payload zeros.
+//! - The run is bounded by a packet count and a time, checked between chunks of at most
+//!   [`CHUNK`] frames (one syscall each), so the time may overshoot by one chunk (tens of
+//!   milliseconds). A signal interrupting a chunk ends the run (`EINTR`, frames of that
+//!   chunk not counted).
+//!
+//! # Measured (by hand, Linux 6.18, 2 vCPUs, generator pinned to one CPU, 4 s, 60-byte
+//! frames, veth whose peer drops everything in native XDP)
+//!
+//! See the table in the crate's commit log / `rvs-lab xdpgen` report: `xdpgen` about
+//! XDPGEN_PPS, `trafgen` (AF_PACKET, same frame, `-P1`) about TRAFGEN_PPS.
+//!
+//! # Privileges
+//!
+//! `CAP_BPF` + `CAP_NET_ADMIN` (or root).
+
+use std::fmt;
+use std::io;
+use std::net::Ipv4Addr;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::time::{Duration, Instant};
+
+use aya::maps::{Array, MapData};
+use aya::programs::Xdp;
+
+use super::{BUILT_WITHOUT_CLANG, ENOTSUPP, aya_err, raw_errno};
+use crate::packet::ifindex;
+use crate::{MacAddr, invalid, os_err, syscall};
+
+/// The compiled generator, or empty when built without clang.
+static GEN_OBJ: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/gen.o"));
+/// The same program in another instruction layout, for JITs that refuse the first.
+static GEN_OBJ_ALT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/gen-alt.o"));
+
+const PROG: &str = "rvs_gen";
+const MAP_PARAMS: &str = "rvs_gen_params";
+
+/// Frames per `BPF_PROG_TEST_RUN` call, at most.
+pub const CHUNK: u32 = 65536;
+/// Smallest frame: 64 bytes on the wire without the FCS.
+pub const MIN_FRAME: usize = 60;
+/// Largest frame: a 1500-byte IP packet.
+pub const MAX_FRAME: usize = 1514;
+/// `BPF_F_TEST_XDP_LIVE_FRAMES`.
+const BPF_F_TEST_XDP_LIVE_FRAMES: u32 = 2;
+const BPF_PROG_TEST_RUN: libc::c_long = 10;
+
+/// What to generate.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GenSpec {
+    /// Interface to send from (in the calling thread's network namespace).
+    pub ifname: String,
+    /// Destination MAC address (the receiver's).
+    pub dst_mac: MacAddr,
+    /// Source MAC address (usually the interface's).
+    pub src_mac: MacAddr,
+    /// First source address: its last byte varies over `src_count` values.
+    pub src: Ipv4Addr,
+    /// Number of source addresses, 1 to 256 minus the first's last byte.
+    pub src_count: u8,
+    /// First UDP source port.
+    pub sport_first: u16,
+    /// Number of UDP source ports, at least 1, `sport_first + sport_count - 1 <= 65535`.
+    pub sport_count: u16,
+    /// Destination address.
+    pub dst: Ipv4Addr,
+    /// UDP destination port.
+    pub dport: u16,
+    /// Frame length without FCS, [`MIN_FRAME`] (64 on the wire) to [`MAX_FRAME`].
+    pub frame_len: usize,
+}
+
+impl GenSpec {
+    /// Check the ranges.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` naming the bad field.
+    pub fn validate(&self) -> io::Result<()> {
+        if self.ifname.is_empty() {
+            return Err(invalid("xdpgen: empty interface name"));
+        }
+        if self.src_count == 0 {
+            return Err(invalid("xdpgen: src_count must be at least 1"));
+        }
+        let last = u32::from(self.src.octets()[3]);
+        if last + u32::from(self.src_count) - 1 > 255 {
+            return Err(invalid(format!(
+                "xdpgen: {} source addresses from {} pass .255",
+                self.src_count, self.src
+            )));
+        }
+        if self.sport_count == 0 {
+            return Err(invalid("xdpgen: sport_count must be at least 1"));
+        }
+        if u32::from(self.sport_first) + u32::from(self.sport_count) - 1 > 65535 {
+            return Err(invalid(format!(
+                "xdpgen: {} source ports from {} pass 65535",
+                self.sport_count, self.sport_first
+            )));
+        }
+        if !(MIN_FRAME..=MAX_FRAME).contains(&self.frame_len) {
+            return Err(invalid(format!(
+                "xdpgen: frame length {} not in {MIN_FRAME}..={MAX_FRAME}",
+                self.frame_len
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// What a run did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GenReport {
+    /// Frames the program sent (`XDP_TX`): handed to the device, not necessarily
+    /// delivered (see the module docs).
+    pub sent: u64,
+    /// Wall time of the run.
+    pub elapsed: Duration,
+}
+
+impl GenReport {
+    /// Frames per second.
+    pub fn pps(&self) -> f64 {
+        let s = self.elapsed.as_secs_f64();
+        if s > 0.0 { self.sent as f64 / s } else { 0.0 }
+    }
+}
+
+impl fmt::Display for GenReport {
+    /// `sent=N seconds=S pps=R`: one line a shell script can parse.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "sent={} seconds={:.3} pps={:.0}",
+            self.sent,
+            self.elapsed.as_secs_f64(),
+            self.pps()
+        )
+    }
+}
+
+/// The program's parameters (`struct gen_params` in `bpf/gen.c`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct GenParams {
+    src_count: u32,
+    src_first: u32,
+    sport_count: u32,
+    sport_first: u32,
+}
+
+// SAFETY: `repr(C)`, four `u32`s: no padding, every bit pattern valid.
+unsafe impl aya::Pod for GenParams {}
+
+impl GenParams {
+    fn of(spec: &GenSpec) -> Self {
+        Self {
+            src_count: spec.src_count.into(),
+            src_first: spec.src.octets()[3].into(),
+            sport_count: spec.sport_count.into(),
+            sport_first: spec.sport_first.into(),
+        }
+    }
+}
+
+/// RFC 1071 checksum of `data` (even length).
+fn csum(data: &[u8]) -> u16 {
+    let mut sum: u32 = data
+        .chunks(2)
+        .map(|w| u32::from(u16::from_be_bytes([w[0], *w.get(1).unwrap_or(&0)])))
+        .sum();
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+/// The template frame of `spec`: Ethernet, IPv4 (DF, TTL 64, valid checksum), UDP from the
+/// first source address and port (checksum 0), zero payload up to `frame_len`.
+///
+/// # Errors
+///
+/// `InvalidInput` as [`GenSpec::validate`].
+pub fn template(spec: &GenSpec) -> io::Result<Vec<u8>> {
+    spec.validate()?;
+    let len = spec.frame_len;
+    let mut f = vec![0u8; len];
+    f[0..6].copy_from_slice(&spec.dst_mac.0);
+    f[6..12].copy_from_slice(&spec.src_mac.0);
+    f[12..14].copy_from_slice(&[0x08, 0x00]);
+    let ip_len = (len - 14) as u16;
+    let ip = &mut f[14..34];
+    ip[0] = 0x45;
+    ip[2..4].copy_from_slice(&ip_len.to_be_bytes());
+    ip[6] = 0x40; // DF
+    ip[8] = 64;
+    ip[9] = 17;
+    ip[12..16].copy_from_slice(&spec.src.octets());
+    ip[16..20].copy_from_slice(&spec.dst.octets());
+    let c = csum(ip);
+    ip[10..12].copy_from_slice(&c.to_be_bytes());
+    let udp = &mut f[34..42];
+    udp[0..2].copy_from_slice(&spec.sport_first.to_be_bytes());
+    udp[2..4].copy_from_slice(&spec.dport.to_be_bytes());
+    udp[4..6].copy_from_slice(&(ip_len - 20).to_be_bytes());
+    Ok(f)
+}
+
+/// Pin the calling thread to CPU `cpu` (`sched_setaffinity(2)`).
+///
+/// # Errors
+///
+/// `InvalidInput` for a CPU number beyond the set; the kernel's error (`EINVAL` for a CPU
+/// that is not online or not allowed).
+pub fn pin_current_thread(cpu: usize) -> io::Result<()> {
+    if cpu >= libc::CPU_SETSIZE as usize {
+        return Err(invalid(format!("cpu {cpu} out of range")));
+    }
+    // SAFETY: `cpu_set_t` is a plain bit array; all zeroes is the empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `cpu` is below CPU_SETSIZE (checked above), so the bit is inside `set`.
+    unsafe { libc::CPU_SET(cpu, &mut set) };
+    // SAFETY: `set` is a live, initialised `cpu_set_t` of the size passed; pid 0 is the
+    // calling thread.
+    let r = unsafe { libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &raw const set) };
+    syscall(r)
+        .map(drop)
+        .map_err(|e| os_err("sched_setaffinity", format!("cpu {cpu}"), e))
+}
+
+/// The loaded generator program and its parameter map.
+struct GenProgram {
+    ebpf: aya::Ebpf,
+}
+
+impl GenProgram {
+    fn load_any(ifname: &str) -> io::Result<Self> {
+        if GEN_OBJ.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                BUILT_WITHOUT_CLANG,
+            ));
+        }
+        let mut first_err = None;
+        for obj in [GEN_OBJ, GEN_OBJ_ALT] {
+            match Self::load(obj, ifname) {
+                Ok(p) => return Ok(p),
+                Err(e) if raw_errno(&e) == Some(ENOTSUPP) => {
+                    first_err.get_or_insert(e);
+                }
+                Err(e) => return Err(first_err.unwrap_or(e)),
+            }
+        }
+        Err(first_err.unwrap_or_else(|| io::Error::other("xdpgen: no program loaded")))
+    }
+
+    fn load(obj: &[u8], ifname: &str) -> io::Result<Self> {
+        let mut ebpf = aya::EbpfLoader::new()
+            .load(obj)
+            .map_err(|e| aya_err("bpf(load object)", ifname, e))?;
+        let prog: &mut Xdp = ebpf
+            .program_mut(PROG)
+            .ok_or_else(|| io::Error::other(format!("generator object has no program {PROG}")))?
+            .try_into()
+            .map_err(|e| aya_err("bpf(program type)", ifname, e))?;
+        prog.load()
+            .map_err(|e| aya_err("bpf(BPF_PROG_LOAD)", ifname, e))?;
+        Ok(Self { ebpf })
+    }
+
+    fn set_params(&mut self, p: GenParams) -> io::Result<()> {
+        let map = self
+            .ebpf
+            .map_mut(MAP_PARAMS)
+            .ok_or_else(|| io::Error::other(format!("generator object has no map {MAP_PARAMS}")))?;
+        let mut arr: Array<&mut MapData, GenParams> =
+            Array::try_from(map).map_err(|e| aya_err("bpf(map)", MAP_PARAMS, e))?;
+        arr.set(0, p, 0)
+            .map_err(|e| aya_err("bpf(BPF_MAP_UPDATE_ELEM)", MAP_PARAMS, e))
+    }
+
+    fn fd(&self) -> io::Result<BorrowedFd<'_>> {
+        let prog: &Xdp = self
+            .ebpf
+            .program(PROG)
+            .and_then(|p| <&Xdp>::try_from(p).ok())
+            .ok_or_else(|| io::Error::other("generator program vanished"))?;
+        Ok(prog
+            .fd()
+            .map_err(|e| aya_err("bpf(program fd)", PROG, e))?
+            .as_fd())
+    }
+}
+
+/// `struct xdp_md` as the test run's context.
+#[repr(C)]
+#[derive(Default)]
+struct XdpMd {
+    data: u32,
+    data_end: u32,
+    data_meta: u32,
+    ingress_ifindex: u32,
+    rx_queue_index: u32,
+    egress_ifindex: u32,
+}
+
+/// The `BPF_PROG_TEST_RUN` member of `union bpf_attr`.
+#[repr(C)]
+#[derive(Default)]
+struct TestRunAttr {
+    prog_fd: u32,
+    retval: u32,
+    data_size_in: u32,
+    data_size_out: u32,
+    data_in: u64,
+    data_out: u64,
+    repeat: u32,
+    duration: u32,
+    ctx_size_in: u32,
+    ctx_size_out: u32,
+    ctx_in: u64,
+    ctx_out: u64,
+    flags: u32,
+    cpu: u32,
+    batch_size: u32,
+    pad: u32,
+}
+
+/// One live-frames test run: `repeat` frames from `data` "received" on `ifindex`, queue 0.
+fn live_run(prog: BorrowedFd<'_>, ifindex: u32, data: &[u8], repeat: u32) -> io::Result<()> {
+    let size = u32::try_from(data.len()).map_err(|_| invalid("frame too long"))?;
+    let ctx = XdpMd {
+        data_end: size,
+        ingress_ifindex: ifindex,
+        ..XdpMd::default()
+    };
+    let mut attr = TestRunAttr {
+        prog_fd: prog.as_raw_fd() as u32,
+        data_size_in: size,
+        data_in: data.as_ptr() as u64,
+        repeat,
+        ctx_size_in: size_of::<XdpMd>() as u32,
+        ctx_in: (&raw const ctx) as u64,
+        flags: BPF_F_TEST_XDP_LIVE_FRAMES,
+        batch_size: 0, // kernel default, 64
+        ..TestRunAttr::default()
+    };
+    // SAFETY: `attr` is a valid `bpf_attr` prefix of its own size; the kernel reads
+    // `data_size_in` bytes from `data_in` (a live slice) and `ctx_size_in` bytes from
+    // `ctx_in` (a live `xdp_md`); no output buffer is given (live mode writes none).
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_PROG_TEST_RUN,
+            &raw mut attr,
+            size_of::<TestRunAttr>(),
+        )
+    };
+    syscall(r as i32).map(drop)
+}
+
+/// Generate frames of `spec` until `max_packets` are sent or `max_time` has passed
+/// (checked between chunks of at most [`CHUNK`] frames), from the calling thread's CPU and
+/// network namespace.
+///
+/// # Errors
+///
+/// `InvalidInput` for a bad spec; `NotFound` without such an interface; `Unsupported` when
+/// built without clang; the kernel's error when it refuses the program or the run
+/// (`EINVAL` from a kernel without `BPF_F_TEST_XDP_LIVE_FRAMES` (before 5.18), said so).
+pub fn run(spec: &GenSpec, max_packets: u64, max_time: Duration) -> io::Result<GenReport> {
+    let frame = template(spec)?;
+    let ifi = ifindex(&spec.ifname)?;
+    let mut prog = GenProgram::load_any(&spec.ifname)?;
+    prog.set_params(GenParams::of(spec))?;
+    let fd = prog.fd()?;
+    let start = Instant::now();
+    let mut sent = 0u64;
+    while sent < max_packets && start.elapsed() < max_time {
+        let n = (max_packets - sent).min(u64::from(CHUNK)) as u32;
+        match live_run(fd, ifi, &frame, n) {
+            Ok(()) => sent += u64::from(n),
+            Err(e) if e.raw_os_error() == Some(libc::EINTR) => break,
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                return Err(os_err(
+                    "bpf(BPF_PROG_TEST_RUN, BPF_F_TEST_XDP_LIVE_FRAMES)",
+                    &spec.ifname,
+                    io::Error::new(
+                        e.kind(),
+                        format!(
+                            "{e}: the kernel refused a live-frames run \
+                             (needs Linux 5.18+; frame or context refused)"
+                        ),
+                    ),
+                ));
+            }
+            Err(e) => {
+                return Err(os_err(
+                    "bpf(BPF_PROG_TEST_RUN, BPF_F_TEST_XDP_LIVE_FRAMES)",
+                    &spec.ifname,
+                    e,
+                ));
+            }
+        }
+    }
+    Ok(GenReport {
+        sent,
+        elapsed: start.elapsed(),
+    })
+}
+
+#[cfg(test)]
+mod tests;
