@@ -3,6 +3,9 @@
 //! ```text
 //! rvs-lab serve --name NAME [--addr 0.0.0.0] [--port 80] [--seconds 600]
 //! rvs-lab get URL [--count N] [--timeout-ms 2000]
+//! rvs-lab xdpgen -i IFNAME --dst-mac MAC --dst ADDR [--dport 9] --src ADDR [--src-count 1]
+//!        [--sport 1024] [--sport-count 1] [--src-mac MAC] [--len 60] --seconds S
+//!        [--count N] [--cpu N] [--json]
 //! ```
 //!
 //! `serve` answers every HTTP request with `200 OK` and a body naming the server (the
@@ -10,6 +13,16 @@
 //! forgotten lab cannot run forever). `get` fetches `URL` N times with a new connection each
 //! time and prints one line per answer: the body, or the error. Only `http://host:port/`
 //! URLs with a numeric address are supported: the lab has no DNS.
+//!
+//! `xdpgen` injects UDP frames as XDP frames out of `IFNAME` (`rvs_io::xdp::gen`: an XDP
+//! program run by `BPF_PROG_TEST_RUN` in live-frames mode, like `xdp-trafficgen`), from
+//! `--src-count` source addresses (the last byte of `--src` counting up) and
+//! `--sport-count` source ports, for `--seconds` (required, at most 600) or `--count`
+//! frames, whichever comes first, from one CPU (`--cpu` pins it). `--len` is the frame
+//! length without FCS (60 = 64 bytes on the wire); `--src-mac` defaults to the
+//! interface's. It prints one line, `sent=N seconds=S pps=R` (or a JSON object with
+//! `--json`). On a veth, the peer needs NAPI (an XDP program, or `ethtool -K PEER gro on`)
+//! or every frame is dropped: `sent` counts frames handed to the device, not delivered.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -17,6 +30,11 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use rvs_io::MacAddr;
+use rvs_io::xdp::r#gen::{self as xdpgen, GenSpec};
+
+/// Longest `xdpgen --seconds`.
+const MAX_GEN_SECONDS: u64 = 600;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -60,15 +78,71 @@ fn run(args: &[String]) -> anyhow::Result<()> {
             let timeout: u64 = num(args, "--timeout-ms", 2000)?;
             get(url, count, Duration::from_millis(timeout))
         }
+        Some("xdpgen") => xdp_gen(args),
         Some("-h" | "--help") | None => {
             println!(
                 "rvs-lab serve --name NAME [--addr A] [--port P] [--seconds S]\n\
-                 rvs-lab get http://ADDR:PORT/ [--count N] [--timeout-ms MS]"
+                 rvs-lab get http://ADDR:PORT/ [--count N] [--timeout-ms MS]\n\
+                 rvs-lab xdpgen -i IFNAME --dst-mac MAC --dst ADDR [--dport N] --src ADDR \
+                 [--src-count N] [--sport N] [--sport-count N] [--src-mac MAC] [--len 60] \
+                 --seconds S [--count N] [--cpu N] [--json]"
             );
             Ok(())
         }
-        Some(other) => bail!("unknown command {other} (serve, get)"),
+        Some(other) => bail!("unknown command {other} (serve, get, xdpgen)"),
     }
+}
+
+fn parsed<T: std::str::FromStr>(args: &[String], name: &str) -> anyhow::Result<T>
+where
+    T::Err: std::fmt::Display,
+{
+    let v = opt(args, name).with_context(|| format!("xdpgen needs {name}"))?;
+    v.parse().map_err(|e| anyhow::anyhow!("{name} {v}: {e}"))
+}
+
+fn xdp_gen(args: &[String]) -> anyhow::Result<()> {
+    let ifname = opt(args, "-i").context("xdpgen needs -i IFNAME")?;
+    let secs: u64 = parsed(args, "--seconds")?;
+    if secs == 0 || secs > MAX_GEN_SECONDS {
+        bail!("--seconds must be 1 to {MAX_GEN_SECONDS}");
+    }
+    let src_mac = match opt(args, "--src-mac") {
+        Some(_) => parsed(args, "--src-mac")?,
+        None => rvs_io::packet::mac_of(ifname).with_context(|| format!("MAC of {ifname}"))?,
+    };
+    let spec = GenSpec {
+        ifname: ifname.to_owned(),
+        dst_mac: parsed::<MacAddr>(args, "--dst-mac")?,
+        src_mac,
+        src: parsed(args, "--src")?,
+        src_count: num(args, "--src-count", 1)?,
+        sport_first: num(args, "--sport", 1024)?,
+        sport_count: num(args, "--sport-count", 1)?,
+        dst: parsed(args, "--dst")?,
+        dport: num(args, "--dport", 9)?,
+        frame_len: num(args, "--len", xdpgen::MIN_FRAME)?,
+    };
+    let count: u64 = num(args, "--count", u64::MAX)?;
+    if let Some(cpu) = opt(args, "--cpu") {
+        let cpu: usize = cpu
+            .parse()
+            .map_err(|_| anyhow::anyhow!("--cpu: not a number: {cpu}"))?;
+        xdpgen::pin_current_thread(cpu)?;
+    }
+    let r = xdpgen::run(&spec, count, Duration::from_secs(secs))
+        .with_context(|| format!("xdpgen on {ifname}"))?;
+    if args.iter().any(|a| a == "--json") {
+        println!(
+            "{{\"sent\":{},\"seconds\":{:.3},\"pps\":{:.0}}}",
+            r.sent,
+            r.elapsed.as_secs_f64(),
+            r.pps()
+        );
+    } else {
+        println!("{r}");
+    }
+    Ok(())
 }
 
 fn serve(name: &str, addr: &str, port: u16, lifetime: Duration) -> anyhow::Result<()> {
