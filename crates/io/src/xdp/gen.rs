@@ -20,10 +20,12 @@
 //!
 //! - **veth needs NAPI on the receiving peer**, as for any `XDP_TX`/redirect into a veth:
 //!   an XDP program attached to the peer, or `ethtool -K PEER gro on`. Without either the
-//!   kernel refuses each transmission (counted in the sender's `peer_tq_xdp_xmit_err`,
-//!   shown as the peer's `rx_dropped`) and [`GenReport::sent`] still counts the frames:
-//!   it counts frames the program returned `XDP_TX` for, not frames delivered. Check the
-//!   receiver's counters. Physical NICs need driver support for `ndo_xdp_xmit`.
+//!   kernel refuses each transmission and [`GenReport::sent`] still counts the frames: it
+//!   counts frames the program returned `XDP_TX` for, not frames delivered. Frames refused
+//!   for want of NAPI appear in no counter at all (checked on 6.18: both devices' counters
+//!   stay still); frames dropped because the peer's 256-frame ring was full appear as the
+//!   peer's `rx_dropped` and the sender's `tx_dropped`. Check the receiver's `rx_packets`.
+//!   Physical NICs need driver support for `ndo_xdp_xmit`.
 //! - **Where the receiver's work runs**: the veth peer's NAPI is scheduled on the CPU that
 //!   transmitted, i.e. the generator's, and runs there after each batch of 64 (XDP program,
 //!   stack) unless the peer uses threaded NAPI (`echo 1 > /sys/class/net/PEER/threaded`,
@@ -39,11 +41,24 @@
 //!   milliseconds). A signal interrupting a chunk ends the run (`EINTR`, frames of that
 //!   chunk not counted).
 //!
-//! # Measured (by hand, Linux 6.18, 2 vCPUs, generator pinned to one CPU, 4 s, 60-byte
-//! frames, veth whose peer drops everything in native XDP)
+//! # Measured
 //!
-//! See the table in the crate's commit log / `rvs-lab xdpgen` report: `xdpgen` about
-//! XDPGEN_PPS, `trafgen` (AF_PACKET, same frame, `-P1`) about TRAFGEN_PPS.
+//! By hand on Linux 6.18, 2 vCPUs (shared machine), 60-byte frames (64 on the wire),
+//! 16 sources x 1000 ports, generator pinned to CPU 1 with `taskset`, 4 s, into a veth
+//! whose peer drops everything with a native XDP program (`return XDP_DROP`); rate =
+//! frames counted by the peer's `rx_packets`:
+//!
+//! | generator                                         | frames/s into the peer |
+//! |---------------------------------------------------|------------------------|
+//! | `rvs-lab xdpgen` (this module), two runs          | 2.71 M, 2.72 M         |
+//! | `trafgen -P 1 -Q -C` (AF_PACKET, as `bench.sh`)   | 1.55 M                 |
+//!
+//! In both cases the peer's NAPI (its XDP program) ran on the generator's CPU, so these
+//! rates are generator plus receiver on one CPU. With threaded NAPI on the peer and its
+//! `napi/r0-*` thread pinned to CPU 0, `xdpgen` handed 2.43 M frames/s to the device and
+//! the peer received 2.30 M/s: the rest (5%) overflowed the peer's 256-frame ring
+//! (`rx_dropped`), still counted in [`GenReport::sent`]. Left on the same CPU as the
+//! generator, the thread received only 60% of them.
 //!
 //! # Privileges
 //!
