@@ -129,7 +129,8 @@ enum stat {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 4096); // user space may resize before loading
+	__uint(map_flags, BPF_F_NO_PREALLOC); // memory per rule in use
+	__uint(max_entries, 65536); // user space may resize before loading
 	__type(key, struct rvs_key);
 	__type(value, __u32);
 } rvs_rules SEC(".maps");

@@ -234,8 +234,9 @@ pub struct XdpOpts {
     /// Transmit frames, also the size of the TX and completion rings: a power of two
     /// (default 2048). `send_batch` accepts at most this many frames in flight.
     pub tx_frames: u32,
-    /// Capacity of the rule map, in keys (default 4096; each [`SteerRule`] takes one key
-    /// plus one shared per address and protocol for fragments).
+    /// Capacity of the rule map, in keys (default 65,536: 10,000 services with their NAT
+    /// real servers fit; each [`SteerRule`] takes one key plus one shared per address and
+    /// protocol for fragments). Memory is taken per key in use, not up front.
     pub max_rules: u32,
     /// Capacity of the fast path's flow table, and number of its counter slots (default
     /// [`DEFAULT_MAX_FLOWS`], at most [`MAX_MAX_FLOWS`]).
@@ -254,7 +255,7 @@ impl Default for XdpOpts {
             frame_size: 2048,
             rx_frames: 2048,
             tx_frames: 2048,
-            max_rules: 4096,
+            max_rules: 65_536,
             max_flows: DEFAULT_MAX_FLOWS,
             need_wakeup: true,
         }

@@ -712,8 +712,10 @@ fn rule_updates_and_drop_give_traffic_back_to_the_kernel() {
         0
     );
     // Too many keys for the map: refused, nothing changed.
-    let many: Vec<SteerRule> = (1..=5000u16)
+    // (the default map holds 65,536 keys: 70,000 rules do not fit)
+    let many: Vec<SteerRule> = (1..=65_535u16)
         .map(|port| SteerRule::vip(Proto::Udp, VIP4.into(), port))
+        .chain((1..=4465u16).map(|port| SteerRule::vip(Proto::Tcp, VIP4.into(), port)))
         .collect();
     let e = s.set_rules(&many).expect_err("over max_rules");
     assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
