@@ -18,6 +18,13 @@
 # Workloads (each bounded in time, RUNS runs, median and min-max reported):
 #   udp    64-byte UDP packets from trafgen, 61,696 flows: forwarded packets/s, offered
 #          packets/s, director CPU time per forwarded packet
+#   udpx   the same from `rvs-lab xdpgen`, which injects XDP frames into the generator's
+#          veth (BPF_PROG_TEST_RUN, live frames) as a NIC driver would hand them over:
+#          no socket buffer reaches the director (for fwd: one real server address).
+#          Experimental, only when named in --workloads: on this 2-CPU VM the director's
+#          receive NAPI thread wakes up too late for the 256-frame veth ring (the director
+#          core stays 20-35% busy while most frames are dropped at its ring), so it
+#          measures wake-up latency more than forwarding cost
 #   conn   new TCP connections/s: wrk, `Connection: close`, HTTP servers on the real servers
 #   lat    request/response round trips over one kept-alive connection: p50/p99
 #   bulk   one TCP stream, iperf3, NAT-like paths (fwd, nft, haproxy, rvs-nat-*)
@@ -175,6 +182,14 @@ for m in ["dr", "tun", "nat"]:
     a, x = added(f"rvs-{m}-afp"), added(f"rvs-{m}-xdp")
     L.append(f"| rvs {m.upper()} added p99 latency vs kernel forwarding's ({fmt(af, ' µs', 0)}) | "
              f"{fmt(a, ' µs', 0)} = {rfmt(ratio(a, af))} | {fmt(x, ' µs', 0)} = {rfmt(ratio(x, af))} |")
+fwdx, ceilx, cpux = med("udpx", "fwd", "pps"), med("udpx", "ceiling", "pps"), med("udpx", "fwd", "cpu_ns_per_pkt")
+HAVE_UDPX = any(med("udpx", m, "pps") is not None for m in ["ceiling", "fwd", "nft"] + RVS)
+for m in (["dr", "tun", "nat"] if HAVE_UDPX else []):
+    a, x = med("udpx", f"rvs-{m}-afp", "pps"), med("udpx", f"rvs-{m}-xdp", "pps")
+    L.append(f"| XDP-frame generator: rvs {m.upper()} 64-byte packet rate / kernel forwarding | {rfmt(ratio(a, fwdx))} | {rfmt(ratio(x, fwdx))} |")
+    L.append(f"| XDP-frame generator: rvs {m.upper()} 64-byte packet rate / generator ceiling | {rfmt(ratio(a, ceilx))} | {rfmt(ratio(x, ceilx))} |")
+    a, x = med("udpx", f"rvs-{m}-afp", "cpu_ns_per_pkt"), med("udpx", f"rvs-{m}-xdp", "cpu_ns_per_pkt")
+    L.append(f"| XDP-frame generator: rvs {m.upper()} director CPU per forwarded packet / kernel forwarding | {rfmt(ratio(a, cpux))} | {rfmt(ratio(x, cpux))} |")
 ent = med("scale", "rvs-dr-afp", "entries")
 L.append(f"| rvsd memory holding {fmt(ent, nd=0)} connections (VmRSS growth) | "
          f"{fmt(med('scale','rvs-dr-afp','rss_delta_mib'), ' MiB', 0)} = {fmt(med('scale','rvs-dr-afp','rss_per_conn_bytes'), ' bytes/connection', 0)} | |")
@@ -214,6 +229,23 @@ if rows:
     L.append("")
 L.append("![64-byte UDP packet rate](udp_rate.svg)")
 L.append("")
+if HAVE_UDPX:
+  L.append("## 64-byte UDP packets from an XDP-frame generator, full load (`rvs-lab xdpgen`, 61,696 flows)")
+  L.append("")
+  L.append("The same measurement with frames injected as XDP frames (BPF_PROG_TEST_RUN with live "
+           "frames, XDP_TX into the generator's veth), so that they reach the director the way a "
+           "NIC driver hands frames over: in page-pool pages with headroom, no socket buffer. With "
+           "trafgen, every frame reaches the director as a socket buffer that native XDP must first "
+           "copy, and freeing trafgen's buffer (its packet-ring destructor) then runs on the "
+           "director's core; kernel forwarding passes the same costs on to the real servers' cores. "
+           "For kernel forwarding the generator addresses one real server.")
+  L.append("")
+  L.append("| Director | Forwarded (Mpps) | Offered (Mpps) | CPU/packet (ns) | Director CPU (%) | Other CPU (%) |")
+  L.append("|---|---|---|---|---|---|")
+  for mode in ["ceiling", "fwd", "nft"] + RVS:
+      L.append(f"| {LABEL[mode]} | {cell('udpx', mode, 'pps', 1e-6, 3)} | {cell('udpx', mode, 'offered_pps', 1e-6, 3)} "
+               f"| {cell('udpx', mode, 'cpu_ns_per_pkt', nd=0)} | {cell('udpx', mode, 'dir_cpu_pct', nd=0)} | {cell('udpx', mode, 'foreign_pct', nd=0)} |")
+  L.append("")
 L.append(f"## 64-byte UDP packets at a partial load ({meta.get('fixed_rate','fixed rate')} asked of trafgen)")
 L.append("")
 L.append("trafgen's rate limit sends in bursts; bursts larger than the director's receive ring are "
@@ -733,6 +765,15 @@ start_trafgen() { # CFG [extra args]: runs bounded, pinned to the generator core
   # trafgen pins its worker to CPU 0 itself; keep it on the generator core
   for p in $(ip netns pids "$NG"); do taskset -a -p -c "$GCPU" "$p" >/dev/null 2>&1 || true; done
 }
+start_xdpgen() { # MODE: rvs-lab xdpgen flat out, bounded, pinned to the generator core
+  local dst="$VIP"
+  [ "$1" = fwd ] && dst=198.19.1.2
+  ip netns exec "$NG" nice -n "$NICE" "$bin/rvs-lab" xdpgen -i "${P}c0" --dst-mac "$DMAC" \
+    --dst "$dst" --dport 9 --src 198.18.0.10 --src-count 241 --sport 1024 --sport-count 256 \
+    --seconds "$((T + 45))" --cpu "$GCPU" >>"$tmp/xdpgen.log" 2>&1 &
+  TG=$!
+  sleep 0.1
+}
 stop_bg() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
 fast_warm() { # MODE: rvs only: wait (bounded, 20 s) until the kernel fast path holds the flows
   [[ "$1" == rvs-* ]] || return 0
@@ -750,8 +791,8 @@ udp_runs() { # WORKLOAD MODE CFG [trafgen args]: udp = flat out, udp_fixed = -b 
   local wl="$1" mode="$2" cfg="$3" r s0 s1 secs fwd gdel gdrop dns busy steal c0 c1 rx tx txe
   shift 3
   for r in $(seq "$RUNS"); do
-    if [[ "$mode" == rvs-* ]] && [ "$wl" = udp ] && [ "$r" -gt 1 ]; then rvs_restart; fi
-    start_trafgen "$cfg" "$@"
+    if [[ "$mode" == rvs-* ]] && { [ "$wl" = udp ] || [ "$wl" = udpx ]; } && [ "$r" -gt 1 ]; then rvs_restart; fi
+    if [ "$wl" = udpx ]; then start_xdpgen "$mode"; else start_trafgen "$cfg" "$@"; fi
     fast_warm "$mode"
     sleep "$WARM"
     c0=$(rvs_counters); s0=$(sample); sleep "$T"; s1=$(sample); c1=$(rvs_counters)
@@ -898,7 +939,11 @@ for l in urllib.request.urlopen("http://127.0.0.1:9105/metrics", timeout=5).read
 print(" ".join(out))' 2>/dev/null || true
 }
 vmrss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
-rvsd_pid() { ip netns pids "$ND" | while read -r p; do [ "$(cat /proc/"$p"/comm 2>/dev/null)" = rvsd ] && echo "$p"; done | head -1; }
+rvsd_pid() { # (an `if`, not `&&`: under pipefail a last non-matching pid must not fail it)
+  ip netns pids "$ND" | while read -r p; do
+    if [ "$(cat /proc/"$p"/comm 2>/dev/null)" = rvsd ]; then echo "$p"; fi
+  done | head -1
+}
 
 RS_DECAP=()
 rs_setup() { # dr|tun|none
@@ -1047,7 +1092,8 @@ MODES=(ceiling fwd nft haproxy rvs-dr-afp rvs-tun-afp rvs-nat-afp rvs-dr-xdp rvs
 if ! have trafgen; then skip udp all "trafgen (netsniff-ng) not installed"; fi
 XDP_OK=1
 per_mode=0
-for w in udp conn lat bulk; do want_wl "$w" && per_mode=1; done
+for w in udp udpx conn lat bulk; do want_wl "$w" && per_mode=1; done
+[ -z "$only_workloads" ] || [[ ",$only_workloads," != *",udpx,"* ]] || per_mode=1
 for mode in "${MODES[@]}"; do
   [ "$per_mode" = 1 ] || break
   want_mode "$mode" || continue
@@ -1070,6 +1116,12 @@ for mode in "${MODES[@]}"; do
     udp_runs udp "$mode" "$cfg"
     if [ "$mode" != ceiling ] && [ "$quick" = 0 ]; then udp_runs udp_fixed "$mode" "$cfg" -b "$FIXED_RATE"; fi
     [[ "$mode" == rvs-* ]] && log "rvsd after the UDP runs: $(rvs_diag)"
+    sink off
+  fi
+  if [[ ",$only_workloads," == *",udpx,"* ]] && [ "$mode" != haproxy ]; then
+    sink on
+    udp_runs udpx "$mode" ""
+    [[ "$mode" == rvs-* ]] && log "rvsd after the xdpgen runs: $(rvs_diag)"
     sink off
   fi
   if [ "$mode" != ceiling ]; then
