@@ -1,8 +1,8 @@
 //! Flow offload: established flows forwarded outside the core (an XDP program in the
 //! kernel, Katran's model), while the core keeps scheduling, state and accounting.
 //!
-//! With [`Balancer::set_offload`] on, the core tells its caller, through
-//! [`Balancer::take_offload_events`], which flows may be forwarded without it and how:
+//! With [`Balancer::set_offload`](crate::Balancer::set_offload) on, the core tells its caller, through
+//! [`Balancer::take_offload_events`](crate::Balancer::take_offload_events), which flows may be forwarded without it and how:
 //!
 //! * [`OffloadEvent::Install`] after it forwarded a packet of a connection that is
 //!   *established* (TCP in ESTABLISHED, any UDP connection): the packet's own tuple to match,
@@ -19,7 +19,7 @@
 //! TTL 1, packets larger than [`OffloadFlow::max_len`], fragments, SCTP, one-packet
 //! scheduling, firewall-mark services, GUE and GRE tunnels, VLAN-tagged frames.
 //!
-//! The caller reports what the offloaded path forwarded with [`Balancer::offload_seen`]
+//! The caller reports what the offloaded path forwarded with [`Balancer::offload_seen`](crate::Balancer::offload_seen)
 //! (packets and bytes since the last report, typically once a second): the core adds them
 //! to the destination, service and global counters and re-arms the connection's timer as
 //! the packets would have. An offloaded connection whose deadline passes gets
