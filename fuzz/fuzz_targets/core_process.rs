@@ -1,6 +1,8 @@
 //! The whole data path: arbitrary frames (and a clock and fwmark from the input) through a
-//! balancer with NAT, DR and TUN services over IPv4 and IPv6. No panic, and a forwarded
-//! frame always lies inside the buffer.
+//! balancer with NAT, DR and TUN services over IPv4 and IPv6, flow offload on (the offered
+//! flows are accepted or rejected and their traffic reported back, as rvsd does). No panic,
+//! a forwarded frame always lies inside the buffer, and the offload events stay consistent
+//! (no flow installed twice or removed without being installed).
 #![no_main]
 
 use std::sync::Mutex;
@@ -18,6 +20,7 @@ fn balancer() -> Balancer {
         ..Config::default()
     };
     let mut lb = Balancer::new(cfg, Instant::ZERO);
+    lb.set_offload(true);
     let services = [
         ("198.18.0.100", Protocol::Tcp, 80, ForwardMethod::Masq, "198.19.0.2", SchedKind::Rr, None),
         ("198.18.0.100", Protocol::Udp, 53, ForwardMethod::DirectRoute, "198.19.0.3", SchedKind::Sh, None),
@@ -46,14 +49,16 @@ fn balancer() -> Balancer {
     lb
 }
 
-static LB: Mutex<Option<(Balancer, u64)>> = Mutex::new(None);
+type Installed = std::collections::HashSet<(ConnId, OffloadDir)>;
+
+static LB: Mutex<Option<(Balancer, u64, Installed)>> = Mutex::new(None);
 
 fuzz_target!(|data: &[u8]| {
     if data.len() < 3 {
         return;
     }
     let mut guard = LB.lock().unwrap();
-    let (lb, now) = guard.get_or_insert_with(|| (balancer(), 0));
+    let (lb, now, installed) = guard.get_or_insert_with(|| (balancer(), 0, Installed::new()));
     *now += u64::from(data[0]) * 50;
     let meta = RxMeta {
         fwmark: u32::from(data[1] & 3),
@@ -68,8 +73,40 @@ fuzz_target!(|data: &[u8]| {
         Action::Forward(e) | Action::Reply(e) => assert!(e.offset + e.len <= 128 + frame.len() + 64),
         _ => {}
     }
+    let mut events = Vec::new();
+    lb.take_offload_events(&mut events);
+    for (i, e) in events.into_iter().enumerate() {
+        match e {
+            OffloadEvent::Install(f) => {
+                assert!(installed.insert((f.conn, f.dir)), "installed twice");
+                // reject some (as rvsd does while a next hop is unresolved)
+                if data[1] & 8 != 0 && i % 2 == 0 {
+                    installed.remove(&(f.conn, f.dir));
+                    lb.offload_rejected(f.conn, f.dir);
+                }
+            }
+            OffloadEvent::Remove { conn, dir } => {
+                assert!(installed.remove(&(conn, dir)), "removed but not installed");
+            }
+        }
+    }
+    // traffic of the offloaded flows, reported back
+    if data[1] & 16 != 0 {
+        for &(c, d) in installed.iter() {
+            lb.offload_seen(t, c, d, u64::from(data[0]), u64::from(data[0]) * 60);
+        }
+    }
     lb.handle_timeout(t);
     if lb.connection_count().0 > 3000 {
         lb.flush(t);
+    }
+    let mut events = Vec::new();
+    lb.take_offload_events(&mut events);
+    for e in events {
+        if let OffloadEvent::Remove { conn, dir } = e {
+            assert!(installed.remove(&(conn, dir)), "removed but not installed");
+        } else {
+            panic!("install outside packet processing");
+        }
     }
 });
