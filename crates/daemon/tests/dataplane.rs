@@ -1499,16 +1499,22 @@ fn serve_sink(ns: &NetNs) -> std::thread::JoinHandle<()> {
 /// connection's state follows the FIN, and the statistics count exactly the packets the
 /// client sent (and, for NAT, the real server's answers), most of them forwarded by XDP.
 fn fast_path_case(method: Method) {
+    fast_path_with(method, "af-packet", true);
+}
+
+/// `fast`: the kernel fast path on (rvsd's default) or off (`--fastpath-flows 0`): the
+/// same exact counts either way, and with it on most packets are forwarded by XDP.
+fn fast_path_with(method: Method, backend: &str, fast: bool) {
     if let Some(why) = skip_reason().or_else(rvs_io::xdp::xdp_unavailable) {
         eprintln!("skipped: {why}");
         return;
     }
     let lab = Lab::direct(method);
-    let d = Rvsd::start_with(
-        &lab.director,
-        &["d0", "d-rs0"],
-        &["--backend", "af-packet", "--metrics", "127.0.0.1:9105"],
-    );
+    let mut args = vec!["--backend", backend, "--metrics", "127.0.0.1:9105"];
+    if !fast {
+        args.extend(["--fastpath-flows", "0"]);
+    }
+    let d = Rvsd::start_with(&lab.director, &["d0", "d-rs0"], &args);
     let flag = method.flag();
     d.ok(&format!("-A -t {VIP}:{PORT} -s rr"));
     d.ok(&format!("-a -t {VIP}:{PORT} -r 198.19.0.2:{PORT} {flag}"));
@@ -1573,6 +1579,14 @@ fn fast_path_case(method: Method) {
         assert_eq!(f[2], 0, "{stats}");
     }
     let m = scrape(&lab.director, "127.0.0.1:9105");
+    // rvsd saw the FIN: the connection left ESTABLISHED
+    let conns = d.ok("-L -c -n");
+    assert!(!conns.contains("ESTABLISHED"), "{conns}");
+    assert!(conns.contains("TCP"), "{conns}");
+    if !fast {
+        assert!(!m.contains("rvs_fastpath_"), "{m}");
+        return;
+    }
     let fast = metric(&m, "rvs_fastpath_packets_total{outcome=\"forwarded\"}");
     let total = sent + if method == Method::Nat { answered } else { 0 };
     assert!(
@@ -1583,10 +1597,7 @@ fn fast_path_case(method: Method) {
         metric(&m, "rvs_fastpath_updates_total{kind=\"install\"}") >= 1,
         "{m}"
     );
-    // rvsd saw the FIN: the connection left ESTABLISHED and its flows left the table
-    let conns = d.ok("-L -c -n");
-    assert!(!conns.contains("ESTABLISHED"), "{conns}");
-    assert!(conns.contains("TCP"), "{conns}");
+    // and its flows left the table
     assert_eq!(metric(&m, "rvs_fastpath_flows"), 0, "{m}");
 }
 
@@ -1603,4 +1614,14 @@ fn fast_path_nat() {
 #[test]
 fn fast_path_tun() {
     fast_path_case(Method::Tun);
+}
+
+#[test]
+fn fast_path_nat_with_af_xdp() {
+    fast_path_with(Method::Nat, "af-xdp", true);
+}
+
+#[test]
+fn without_fast_path_counts_are_the_same() {
+    fast_path_with(Method::Nat, "af-packet", false);
 }
