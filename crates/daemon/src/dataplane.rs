@@ -21,7 +21,7 @@ use rvs_io::nft::{IngressDrop, Proto, VipPort};
 use rvs_io::packet::{PacketOpts, PacketSocket, RxInfo, copy_with_headroom};
 use rvs_io::xdp::{SteerRule, XdpMode, XdpOpts, XdpProgram, XdpSocket};
 
-use crate::fastpath::{FastPath, FpCounters};
+use crate::fastpath::{FastPath, FpCounters, NextHop};
 
 /// Which packet I/O to use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -177,6 +177,8 @@ const PENDING_MAX: usize = 256;
 const PENDING_TTL: Duration = Duration::from_secs(3);
 /// `PACKET_OTHERHOST`: a frame for another station seen in promiscuous mode.
 const PACKET_OTHERHOST: u8 = 3;
+/// Every how many counter harvests (seconds) the installed flows' next hops are checked.
+const REVALIDATE_EVERY: u32 = 5;
 /// Attempts to send the rest of a batch after the kernel stopped taking frames.
 const TX_RETRIES: u32 = 8;
 /// NFQUEUE number for firewall-mark services.
@@ -253,6 +255,8 @@ pub(crate) struct DataPlane {
     pub(crate) queued: u64,
     /// The kernel fast path, when at least one port has its program.
     fast: Option<FastPath>,
+    /// Calls of [`DataPlane::harvest`].
+    harvests: u32,
 }
 
 impl DataPlane {
@@ -300,6 +304,7 @@ impl DataPlane {
         let fast = slots.iter().any(|&n| n > 0).then(|| FastPath::new(&slots));
         Ok(Self {
             fast,
+            harvests: 0,
             mtu: u16::try_from(mtu).unwrap_or(u16::MAX),
             socks,
             meta,
@@ -440,30 +445,44 @@ impl DataPlane {
             self.socks.iter_mut().map(Port::program).collect();
         let (routes, meta, neigh) = (&mut self.routes, &self.meta, &mut self.neigh);
         fast.apply(lb, now_core, ingress, &mut progs, |dst| {
-            let hop = hop_in(routes, meta, dst, now)?;
-            let Some(mac) = neigh.get(now, hop.ifindex, hop.next_hop) else {
-                let _ = neigh.resolve(now, hop.ifindex, hop.next_hop);
-                return None;
-            };
-            Some(crate::fastpath::Egress {
-                ifindex: hop.ifindex,
-                native: meta[hop.iface].xdp_native,
-                src_mac: meta[hop.iface].mac,
-                dst_mac: mac,
-            })
+            fast_egress(routes, meta, neigh, dst, now)
         });
         self.counters.fast = fast.counters;
     }
 
-    /// Report the fast path's per-flow counters to the core (once a second).
+    /// Report the fast path's per-flow counters to the core (once a second); every
+    /// `REVALIDATE_EVERY` calls, also check the installed flows' next hops.
     pub(crate) fn harvest(&mut self, lb: &mut Balancer, now_core: rvs_core::time::Instant) {
-        self.apply_offload(lb, now_core, None, Instant::now());
+        let now = Instant::now();
+        self.apply_offload(lb, now_core, None, now);
         let Some(fast) = &mut self.fast else {
             return;
         };
         let mut progs: Vec<Option<&mut XdpProgram>> =
             self.socks.iter_mut().map(Port::program).collect();
         fast.harvest(lb, now_core, &mut progs);
+        self.harvests = self.harvests.wrapping_add(1);
+        if self.harvests.is_multiple_of(REVALIDATE_EVERY) {
+            let (routes, meta, neigh) = (&mut self.routes, &self.meta, &mut self.neigh);
+            fast.revalidate(lb, now_core, &mut progs, |dst| {
+                let Some(hop) = hop_in(routes, meta, dst, now) else {
+                    return NextHop::Unreachable;
+                };
+                let mac = match neigh.get(now, hop.ifindex, hop.next_hop) {
+                    Some(m) => Some(m),
+                    None => neigh.resolve(now, hop.ifindex, hop.next_hop).ok().flatten(),
+                };
+                match mac {
+                    Some(dst_mac) => NextHop::To(crate::fastpath::Egress {
+                        ifindex: hop.ifindex,
+                        native: meta[hop.iface].xdp_native,
+                        src_mac: meta[hop.iface].mac,
+                        dst_mac,
+                    }),
+                    None => NextHop::Pending,
+                }
+            });
+        }
         self.counters.fast = fast.counters;
     }
 
@@ -783,6 +802,28 @@ impl DataPlane {
             self.spare.truncate(4096);
         }
     }
+}
+
+/// Where the fast path sends packets for next hop `dst`: interface and both MAC addresses,
+/// or None while the neighbour is unknown (its resolution is started).
+fn fast_egress(
+    routes: &mut HashMap<IpAddr, (Instant, Option<Hop>)>,
+    meta: &[IfMeta],
+    neigh: &mut NeighCache,
+    dst: IpAddr,
+    now: Instant,
+) -> Option<crate::fastpath::Egress> {
+    let hop = hop_in(routes, meta, dst, now)?;
+    let Some(mac) = neigh.get(now, hop.ifindex, hop.next_hop) else {
+        let _ = neigh.resolve(now, hop.ifindex, hop.next_hop);
+        return None;
+    };
+    Some(crate::fastpath::Egress {
+        ifindex: hop.ifindex,
+        native: meta[hop.iface].xdp_native,
+        src_mac: meta[hop.iface].mac,
+        dst_mac: mac,
+    })
 }
 
 /// Egress interface and next hop for `dst` through the route cache.

@@ -34,6 +34,12 @@ pub(crate) struct FpCounters {
     pub(crate) unsupported_egress: u64,
     /// Flows in the tables now.
     pub(crate) flows: u64,
+    /// Installed flows whose next hop moved (new MAC address or egress interface) and were
+    /// updated in place.
+    pub(crate) rerouted: u64,
+    /// Installed flows taken back because their next hop became unknown or unreachable
+    /// (user space forwards them again, and offers them again once it resolves).
+    pub(crate) unrouted: u64,
     /// Packets the kernel fast path forwarded (from the programs' counters).
     pub(crate) kernel_forwarded: u64,
     /// Packets of offloaded flows handed to user space (SYN/FIN/RST, TTL, too big).
@@ -46,6 +52,19 @@ struct Installed {
     counter: u32,
     packets: u64,
     bytes: u64,
+    /// Where it goes: re-checked against the routes and neighbours now and then.
+    next_hop: IpAddr,
+    entry: FlowEntry,
+}
+
+/// What became of an installed flow's next hop.
+pub(crate) enum NextHop {
+    /// Known: interface and addresses.
+    To(Egress),
+    /// The neighbour's address is not known right now (being resolved).
+    Pending,
+    /// No route, or one through an interface rvsd does not serve.
+    Unreachable,
 }
 
 /// Where an offered flow goes out.
@@ -178,6 +197,8 @@ impl FastPath {
                         counter,
                         packets: 0,
                         bytes: 0,
+                        next_hop: f.next_hop,
+                        entry,
                     },
                 );
             }
@@ -239,6 +260,60 @@ impl FastPath {
             }
             self.counters.removes += 1;
         }
+    }
+
+    /// Follow next-hop changes: a real server or client whose MAC address changed (an
+    /// address moved to another machine, ARP/ND updated), or a route that now leaves by
+    /// another interface. Entries whose next hop changed are rewritten in place; entries
+    /// whose next hop is unknown or no longer served are taken out and handed back to the
+    /// core, which forwards their packets (resolving the neighbour) and offers them again.
+    pub(crate) fn revalidate(
+        &mut self,
+        lb: &mut Balancer,
+        now: rvs_core::time::Instant,
+        progs: &mut [Option<&mut XdpProgram>],
+        mut egress: impl FnMut(IpAddr) -> NextHop,
+    ) {
+        let mut lost = Vec::new();
+        for (&(conn, dir), inst) in &mut self.flows {
+            let Some(Some(prog)) = progs.get_mut(inst.port) else {
+                continue;
+            };
+            let out = match egress(inst.next_hop) {
+                // not known this moment (cache refresh, resolution under way): keep it
+                NextHop::Pending => continue,
+                NextHop::Unreachable => {
+                    lost.push((conn, dir));
+                    continue;
+                }
+                NextHop::To(out) if prog.mode() == XdpMode::Native && !out.native => {
+                    lost.push((conn, dir));
+                    continue;
+                }
+                NextHop::To(out) => out,
+            };
+            let e = &inst.entry;
+            if out.ifindex == e.ifindex && out.dst_mac == e.dst_mac && out.src_mac == e.src_mac {
+                continue;
+            }
+            let mut entry = *e;
+            entry.ifindex = out.ifindex;
+            entry.dst_mac = out.dst_mac;
+            entry.src_mac = out.src_mac;
+            match prog.flow_insert(&inst.key, &entry) {
+                Ok(()) => {
+                    inst.entry = entry;
+                    self.counters.rerouted += 1;
+                }
+                Err(_) => lost.push((conn, dir)),
+            }
+        }
+        for (conn, dir) in lost {
+            self.counters.unrouted += 1;
+            self.remove(lb, now, progs, conn, dir);
+            lb.offload_rejected(conn, dir);
+        }
+        self.counters.flows = self.flows.len() as u64;
     }
 
     /// Report what every installed flow forwarded since the last report to the core (which

@@ -1625,3 +1625,64 @@ fn fast_path_nat_with_af_xdp() {
 fn without_fast_path_counts_are_the_same() {
     fast_path_with(Method::Nat, "af-packet", false);
 }
+
+/// A flow in the kernel fast path follows its real server to a new MAC address (an
+/// address taken over by another machine, ARP updated): rvsd re-checks installed flows'
+/// next hops and rewrites them, within its neighbour cache's lifetime (15 s) plus one check
+/// interval (5 s).
+#[test]
+fn fast_path_follows_a_real_server_mac_change() {
+    if let Some(why) = skip_reason().or_else(rvs_io::xdp::xdp_unavailable) {
+        eprintln!("skipped: {why}");
+        return;
+    }
+    let lab = Lab::direct(Method::Dr);
+    let d = Rvsd::start_with(
+        &lab.director,
+        &["d0", "d-rs0"],
+        &["--backend", "af-packet", "--metrics", "127.0.0.1:9105"],
+    );
+    d.ok(&format!("-A -u {VIP}:{PORT} -s rr"));
+    d.ok(&format!("-a -u {VIP}:{PORT} -r 198.19.0.2:{PORT} -g"));
+    let rx = lab.servers[0]
+        .run(|| std::net::UdpSocket::bind(("0.0.0.0", PORT)))
+        .expect("ns")
+        .expect("bind");
+    rx.set_read_timeout(Some(Duration::from_millis(20)))
+        .unwrap();
+    let tx = lab
+        .client
+        .run(|| std::net::UdpSocket::bind(("198.18.0.2", 0)))
+        .expect("ns")
+        .expect("bind");
+    let vip: SocketAddr = format!("{VIP}:{PORT}").parse().unwrap();
+    // send until `want` datagrams arrived or `secs` passed; returns how many arrived
+    let exchange = |want: usize, secs: u64| {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        let mut got = 0;
+        let mut buf = [0u8; 64];
+        while got < want && Instant::now() < deadline {
+            tx.send_to(b"ping", vip).expect("send");
+            while rx.recv_from(&mut buf).is_ok() {
+                got += 1;
+            }
+        }
+        got
+    };
+    assert!(exchange(20, 10) >= 20, "traffic through the fast path");
+    let m = scrape(&lab.director, "127.0.0.1:9105");
+    assert_eq!(metric(&m, "rvs_fastpath_flows"), 1, "{m}");
+    // the real server's address moves to another MAC; the director learns it
+    let new_mac = "02:00:5e:00:53:99";
+    sh(&lab.servers[0], &format!("link set r0 address {new_mac}"));
+    sh(
+        &lab.director,
+        &format!("neigh replace 198.19.0.2 lladdr {new_mac} dev d-rs0 nud reachable"),
+    );
+    assert!(exchange(10, 30) >= 10, "traffic again after the MAC change");
+    let m = scrape(&lab.director, "127.0.0.1:9105");
+    assert!(
+        metric(&m, "rvs_fastpath_updates_total{kind=\"rerouted\"}") >= 1,
+        "{m}"
+    );
+}
