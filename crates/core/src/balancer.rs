@@ -1004,7 +1004,7 @@ impl Balancer {
             link: controller_gen,
             in_pkts: 0,
             expires_ms: (now + INITIAL_TIMEOUT).millis(),
-            wheel_sec: crate::conn::NO_WHEEL,
+            wheel_sec: u64::MAX,
             generation: 0,
         };
         self.bind_dest(dest, false);
@@ -1120,7 +1120,7 @@ impl Balancer {
             dest,
             controller: NONE,
             expires_ms: (now + timeout).millis(),
-            wheel_sec: crate::conn::NO_WHEEL,
+            wheel_sec: u64::MAX,
             ..Conn::default()
         };
         self.bind_dest(dest, true);
@@ -1237,12 +1237,7 @@ impl Balancer {
             }
             _ => (false, false, false, output, self.timeouts.udp),
         };
-        // (the controller lives in the entry's second cache line: read only when needed)
-        let controller = if established {
-            c.controller_slot()
-        } else {
-            None
-        };
+        let controller = c.controller_slot();
         let dest = c.dest;
         if old_active != new_active {
             let c = self.conns.get_mut(idx);

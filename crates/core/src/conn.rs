@@ -60,24 +60,29 @@ pub(crate) const NONE: u32 = u32::MAX;
 
 /// One tracked connection or persistence template.
 ///
-/// `repr(C)` keeps the declared order: the first cache line (64 bytes; the entry is 32-byte
-/// aligned, so at a 64-byte boundary every other slot) holds everything an established
-/// packet reads and writes — the lookup key, state, deadline, destination, counters — and
-/// the second what only connection setup, listings, NAT reply lookups and control
-/// operations need (the real server's address is also in the destination record, which
-/// the hot path reads instead). 96 bytes at 32-byte alignment never span a third line.
+/// `repr(C)` keeps the declared order so the batch path can touch both cache lines of an
+/// entry by reading its first and last byte; 96 bytes at 32-byte alignment never span a
+/// third line.
 #[derive(Clone, Debug, Default)]
 #[repr(C, align(32))]
 pub(crate) struct Conn {
     pub(crate) caddr: Addr16,
     pub(crate) vaddr: Addr16,
+    pub(crate) daddr: Addr16,
     pub(crate) expires_ms: u64,
-    /// Second of the wheel slot holding this entry's newest timer reference
-    /// ([`NO_WHEEL`] when none).
-    pub(crate) wheel_sec: u32,
+    /// Second of the wheel slot holding this entry's newest timer reference.
+    pub(crate) wheel_sec: u64,
     /// Destination record id.
     pub(crate) dest: u32,
+    /// Controlling template slot, or [`NONE`].
+    pub(crate) controller: u32,
+    /// A template's count of controlled connections; a connection's controller
+    /// generation. A template is never controlled and a connection never controls, so the
+    /// two share a word (read them through [`Conn::n_controlled`] and
+    /// [`Conn::controller_slot`]).
+    pub(crate) link: u32,
     pub(crate) in_pkts: u32,
+    pub(crate) generation: u32,
     pub(crate) cport: u16,
     pub(crate) vport: u16,
     pub(crate) dport: u16,
@@ -89,25 +94,6 @@ pub(crate) struct Conn {
     pub(crate) state: u8,
     /// Forwarding method (`crate::service::ForwardMethod as u8`).
     pub(crate) method: u8,
-    // ---- second cache line
-    pub(crate) daddr: Addr16,
-    /// Controlling template slot, or [`NONE`].
-    pub(crate) controller: u32,
-    /// A template's count of controlled connections; a connection's controller
-    /// generation. A template is never controlled and a connection never controls, so the
-    /// two share a word (read them through [`Conn::n_controlled`] and
-    /// [`Conn::controller_slot`]).
-    pub(crate) link: u32,
-    pub(crate) generation: u32,
-}
-
-/// [`Conn::wheel_sec`] of an entry with no timer reference.
-pub(crate) const NO_WHEEL: u32 = u32::MAX;
-
-/// A wheel second as stored in an entry (saturates far beyond any deadline: year 2106 for
-/// an epoch-based clock).
-fn wheel_sec_of(sec: u64) -> u32 {
-    u32::try_from(sec).unwrap_or(NO_WHEEL - 1).min(NO_WHEEL - 1)
 }
 
 impl Conn {
@@ -531,7 +517,7 @@ impl ConnTable {
         let c = &mut self.slab[idx as usize];
         c.expires_ms = expires_ms;
         let sec = (expires_ms / 1000).max(self.wheel_next_sec);
-        if sec < u64::from(c.wheel_sec) {
+        if sec < c.wheel_sec {
             self.schedule(idx, expires_ms);
         }
     }
@@ -543,7 +529,7 @@ impl ConnTable {
             .max(self.wheel_next_sec)
             .min(self.wheel_next_sec + WHEEL_SLOTS - 1);
         let c = &mut self.slab[idx as usize];
-        c.wheel_sec = wheel_sec_of(sec);
+        c.wheel_sec = sec;
         let generation = c.generation;
         self.wheel[(sec % WHEEL_SLOTS) as usize].push(Slot { idx, generation });
     }
@@ -579,7 +565,7 @@ impl ConnTable {
             for s in entries {
                 let Some(idx) = self.resolve(s) else { continue };
                 let c = &self.slab[idx as usize];
-                if u64::from(c.wheel_sec) % WHEEL_SLOTS != sec % WHEEL_SLOTS {
+                if c.wheel_sec % WHEEL_SLOTS != sec % WHEEL_SLOTS {
                     continue; // superseded reference
                 }
                 if c.expires_ms <= now.millis() {
@@ -602,7 +588,7 @@ impl ConnTable {
         self.wheel_next_sec = now_sec;
         // mark processed entries' wheel_sec so later set_expires re-schedules them
         for &idx in out.iter() {
-            self.slab[idx as usize].wheel_sec = NO_WHEEL;
+            self.slab[idx as usize].wheel_sec = u64::MAX;
         }
     }
 

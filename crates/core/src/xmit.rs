@@ -140,9 +140,7 @@ pub(crate) fn transmit_in(lb: &mut Balancer, idx: u32, p: &Parsed, f: &mut Frame
     }
     let (daddr, dport, dest_v6) = {
         let c = lb.conns.get(idx);
-        // the destination record's address (hot) rather than the entry's copy of it, which
-        // sits in the entry's second cache line
-        (lb.services.dest(c.dest).addr16, c.dport, c.dest_v6())
+        (c.daddr, c.dport, c.dest_v6())
     };
     let next_hop = crate::addr::from16(&daddr, dest_v6);
     let len = p.l3 + p.ip_len;
@@ -252,12 +250,7 @@ fn entropy_port(c: &Conn) -> u16 {
 pub(crate) fn encapsulate(lb: &mut Balancer, idx: u32, p: &Parsed, f: &mut FrameBuf<'_>) -> Action {
     let (dest, daddr, outer_v6, eport) = {
         let c = lb.conns.get(idx);
-        (
-            c.dest,
-            lb.services.dest(c.dest).addr16,
-            c.dest_v6(),
-            entropy_port(c),
-        )
+        (c.dest, c.daddr, c.dest_v6(), entropy_port(c))
     };
     let dcfg = &lb.services.dest(dest).cfg;
     let (tunnel, csum) = (dcfg.tunnel, dcfg.tun_csum);
