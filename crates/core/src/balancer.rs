@@ -56,6 +56,11 @@ pub struct Config {
     pub tunnel_src_v4: Option<Ipv4Addr>,
     /// Source address of IPv6 tunnel headers.
     pub tunnel_src_v6: Option<Ipv6Addr>,
+    /// Flow offload ([`crate::offload`]): offer a connection's flows only once it has
+    /// received this many packets from its client (default 1: as soon as it qualifies).
+    /// Higher values keep short connections, which would gain little, out of the outside
+    /// table.
+    pub offload_after: u32,
 }
 
 impl Default for Config {
@@ -75,6 +80,7 @@ impl Default for Config {
             nat_icmp_send: false,
             tunnel_src_v4: None,
             tunnel_src_v6: None,
+            offload_after: 1,
         }
     }
 }
@@ -1357,6 +1363,7 @@ impl Balancer {
         if c.flags & dir_flag(dir) != 0
             || c.flags & (F_FWMARK | F_ONE_PACKET | F_TEMPLATE) != 0
             || p.l3 != 14
+            || c.in_pkts < self.cfg.offload_after
             || !self.offload_state(idx)
         {
             return;

@@ -411,3 +411,26 @@ proptest! {
         prop_assert!(model.is_empty());
     }
 }
+
+/// `offload_after`: short connections stay with the core; a flow is offered once its
+/// client sent that many packets.
+#[test]
+fn offered_only_after_enough_packets() {
+    let mut cfg = config();
+    cfg.offload_after = 3;
+    let mut lb = Balancer::new(cfg, t(0));
+    lb.set_offload(true);
+    let key = udp_key(VIP, 53);
+    lb.add_service(svc(key, SchedKind::Rr), t(0)).unwrap();
+    lb.add_dest(&key, dest(RS1, 53, ForwardMethod::DirectRoute, 1))
+        .unwrap();
+    send(&mut lb, t(1000), &PacketSpec::udp(CLIENT, 5000, VIP, 53));
+    send(&mut lb, t(1001), &PacketSpec::udp(CLIENT, 5000, VIP, 53));
+    assert!(events(&mut lb).is_empty(), "2 packets: not yet");
+    send(&mut lb, t(1002), &PacketSpec::udp(CLIENT, 5000, VIP, 53));
+    assert_eq!(
+        installs(&events(&mut lb)).len(),
+        1,
+        "offered with the third"
+    );
+}

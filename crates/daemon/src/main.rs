@@ -55,6 +55,11 @@ struct Args {
     /// scheduling; 0 turns the fast path off (every packet through user space).
     #[arg(long, default_value_t = 131_072, value_name = "N")]
     fastpath_flows: u32,
+    /// Offer a connection to the kernel fast path only after this many packets from its
+    /// client (default 1). Higher values keep short connections, which gain little from
+    /// it, out of the flow tables and save their install/remove updates.
+    #[arg(long, default_value_t = 1, value_name = "PACKETS")]
+    fastpath_after: u32,
     /// Where rvs's XDP program runs on the served interfaces (AF_XDP steering and the
     /// kernel fast path): `native` in the driver, `generic` after the kernel built its
     /// socket buffer (any device; costlier), `auto` native where the driver has it.
@@ -188,6 +193,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         }
     }
     let fixed_src = (cfg.tunnel_src_v4.is_some(), cfg.tunnel_src_v6.is_some());
+    cfg.offload_after = args.fastpath_after.max(1);
     for (name, v) in &args.sysctls {
         let on = *v != 0;
         match name.as_str() {
