@@ -34,7 +34,7 @@
 # (default DIR: docs/bench). Default run ~10-15 min, --quick ~3-4 min. Not part of the tests.
 # Environment: BENCH_DIRECTOR_CPU (1), BENCH_GENERATOR_CPU (0), BENCH_NICE (-20: the nice
 # level of every measured task, so that other jobs on a shared machine disturb less),
-# CARGO_TARGET_DIR.
+# RVSD_EXTRA (more rvsd options for the rvs modes), CARGO_TARGET_DIR.
 #
 # Network rule: traffic only inside the namespaces made here, addresses from
 # 198.18.0.0/15, every load under `timeout`, namespaces deleted on exit.
