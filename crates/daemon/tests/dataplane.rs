@@ -1404,7 +1404,7 @@ fn quorum_loss_switches_to_the_sorry_server() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// An nftables counter of what the namespace's own stack sends to `dst` (every IPv4
+/// An nftables counter of what the namespace's own stack sends to `dst` (every IPv4 or IPv6
 /// packet, as it leaves: the lab's senders build no GSO super-packets).
 struct OutCounter<'a> {
     ns: &'a NetNs,
@@ -1413,7 +1413,8 @@ struct OutCounter<'a> {
 impl<'a> OutCounter<'a> {
     fn new(ns: &'a NetNs, dst: &str) -> Self {
         let chain = "{ type filter hook output priority 0 ; }";
-        let rule = format!("ip daddr {dst} counter");
+        let fam = if dst.contains(':') { "ip6" } else { "ip" };
+        let rule = format!("{fam} daddr {dst} counter");
         for args in [
             vec!["add", "table", "inet", "rvs_count"],
             vec!["add", "chain", "inet", "rvs_count", "out", chain],
@@ -1467,11 +1468,11 @@ fn metric(text: &str, series: &str) -> u64 {
         .unwrap_or_else(|| panic!("no {series} in {text}"))
 }
 
-/// A TCP server in `ns`: reads until EOF, answers with the byte count and a checksum of
-/// what it read, then closes. One connection.
+/// A TCP server in `ns` (IPv4 and IPv6): reads until EOF, answers with the byte count and a
+/// checksum of what it read, then closes. One connection.
 fn serve_sink(ns: &NetNs) -> std::thread::JoinHandle<()> {
     let listener = ns
-        .run(|| TcpListener::bind(("0.0.0.0", PORT)))
+        .run(|| TcpListener::bind(("::", PORT)))
         .expect("ns")
         .expect("bind");
     std::thread::spawn(move || {
@@ -1502,9 +1503,13 @@ fn fast_path_case(method: Method) {
     fast_path_with(method, "af-packet", true);
 }
 
+fn fast_path_with(method: Method, backend: &str, fast: bool) {
+    fast_path_on(method, backend, fast, false);
+}
+
 /// `fast`: the kernel fast path on (rvsd's default) or off (`--fastpath-flows 0`): the
 /// same exact counts either way, and with it on most packets are forwarded by XDP.
-fn fast_path_with(method: Method, backend: &str, fast: bool) {
+fn fast_path_on(method: Method, backend: &str, fast: bool, v6: bool) {
     if let Some(why) = skip_reason().or_else(rvs_io::xdp::xdp_unavailable) {
         eprintln!("skipped: {why}");
         return;
@@ -1516,10 +1521,16 @@ fn fast_path_with(method: Method, backend: &str, fast: bool) {
     }
     let d = Rvsd::start_with(&lab.director, &["d0", "d-rs0"], &args);
     let flag = method.flag();
-    d.ok(&format!("-A -t {VIP}:{PORT} -s rr"));
-    d.ok(&format!("-a -t {VIP}:{PORT} -r 198.19.0.2:{PORT} {flag}"));
-    let to_vip = OutCounter::new(&lab.client, VIP);
-    let to_client = OutCounter::new(&lab.servers[0], "198.18.0.2");
+    let (vip, rip, client) = if v6 {
+        (format!("[{VIP6}]"), "[2001:db8:1::2]", "2001:db8::2")
+    } else {
+        (VIP.to_string(), "198.19.0.2", "198.18.0.2")
+    };
+    d.ok(&format!("-A -t {vip}:{PORT} -s rr"));
+    d.ok(&format!("-a -t {vip}:{PORT} -r {rip}:{PORT} {flag}"));
+    let to_vip = OutCounter::new(&lab.client, vip.trim_matches(['[', ']']));
+    let to_client = OutCounter::new(&lab.servers[0], client);
+    let vip_addr: SocketAddr = format!("{vip}:{PORT}").parse().unwrap();
     let server = serve_sink(&lab.servers[0]);
     let data: Vec<u8> = (0..4u32 << 20)
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
@@ -1530,7 +1541,7 @@ fn fast_path_with(method: Method, backend: &str, fast: bool) {
     let answer = lab
         .client
         .run(|| {
-            let mut s = TcpStream::connect_timeout(&vip4(), Duration::from_secs(5))?;
+            let mut s = TcpStream::connect_timeout(&vip_addr, Duration::from_secs(5))?;
             s.set_read_timeout(Some(Duration::from_secs(20)))?;
             for c in data.chunks(65536) {
                 s.write_all(c)?;
@@ -1614,6 +1625,12 @@ fn fast_path_nat() {
 #[test]
 fn fast_path_tun() {
     fast_path_case(Method::Tun);
+}
+
+#[test]
+fn fast_path_ipv6_nat_and_dr() {
+    fast_path_on(Method::Nat, "af-packet", true, true);
+    fast_path_on(Method::Dr, "af-packet", true, true);
 }
 
 #[test]
