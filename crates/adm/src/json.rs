@@ -237,6 +237,7 @@ struct ConnJ {
     destination_port: u16,
     state: String,
     expires: u64,
+    kernel_fast_path: bool,
     pe_name: Option<String>,
     pe_data: Option<String>,
 }
@@ -264,6 +265,7 @@ pub fn conns(list: &[ConnEntry]) -> String {
                 destination_port: c.dport,
                 state: c.state.clone(),
                 expires: c.expires_secs,
+                kernel_fast_path: c.fast_path,
                 pe_name: c.pe_name.clone(),
                 pe_data: c.pe_data.clone(),
             })

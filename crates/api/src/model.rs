@@ -543,6 +543,9 @@ pub struct ConnEntry {
     /// Persistence engine data (e.g. SIP Call-ID), if any.
     #[serde(default)]
     pub pe_data: Option<String>,
+    /// Forwarded by the kernel fast path (an offloaded flow) rather than by rvsd.
+    #[serde(default)]
+    pub fast_path: bool,
 }
 
 /// Global information (`GET_INFO`).

@@ -333,6 +333,7 @@ fn response() -> impl Strategy<Value = Response> {
                     dport: 1,
                     state: "ESTABLISHED".into(),
                     expires_secs: exp,
+                    fast_path: exp % 2 == 0,
                     pe_name: pe.clone(),
                     pe_data: pe,
                 }),

@@ -67,6 +67,9 @@ pub struct ConnInfo {
     pub template: bool,
     /// Packets seen from the client.
     pub in_pkts: u32,
+    /// A flow of it is offloaded ([`crate::offload`]): the kernel fast path forwards its
+    /// established packets, its counters and timer follow once a second.
+    pub offloaded: bool,
 }
 
 impl Balancer {
@@ -144,6 +147,7 @@ impl Balancer {
                     expires_secs: c.expires_ms.saturating_sub(now.millis()).div_ceil(1000),
                     template,
                     in_pkts: c.in_pkts,
+                    offloaded: c.flags & crate::conn::F_OFF != 0,
                 }
             })
             .collect()

@@ -231,5 +231,6 @@ pub(crate) fn conn_entry(c: &core::ConnInfo) -> api::ConnEntry {
         expires_secs: c.expires_secs,
         pe_name: None,
         pe_data: None,
+        fast_path: c.offloaded,
     }
 }

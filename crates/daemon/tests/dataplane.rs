@@ -1689,6 +1689,8 @@ fn fast_path_follows_a_real_server_mac_change() {
     assert!(exchange(20, 10) >= 20, "traffic through the fast path");
     let m = scrape(&lab.director, "127.0.0.1:9105");
     assert_eq!(metric(&m, "rvs_fastpath_flows"), 1, "{m}");
+    let json = d.ok("-L -c -n --json");
+    assert!(json.contains("\"kernel_fast_path\": true"), "{json}");
     // the real server's address moves to another MAC; the director learns it
     let new_mac = "02:00:5e:00:53:99";
     sh(&lab.servers[0], &format!("link set r0 address {new_mac}"));

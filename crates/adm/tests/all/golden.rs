@@ -284,6 +284,7 @@ fn conns_3_4() {
             expires_secs: exp,
             pe_name: None,
             pe_data: None,
+            fast_path: false,
         }
     };
     let conns = vec![
@@ -381,6 +382,7 @@ fn conns_names_and_ipv6() {
         expires_secs: 6000,
         pe_name: None,
         pe_data: None,
+        fast_path: false,
     };
     assert_eq!(
         format_conns(core::slice::from_ref(&conn), &ListOpts::default(), &names()),

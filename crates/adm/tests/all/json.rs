@@ -104,6 +104,7 @@ fn other_documents() {
         expires_secs: 359,
         pe_name: None,
         pe_data: None,
+        fast_path: true,
     });
     let v = doc(&fake, "-L -c --json");
     let c = &v["connections"][0];
@@ -112,4 +113,5 @@ fn other_documents() {
     assert_eq!(c["virtual_address"], "0.0.0.1");
     assert_eq!(c["expires"], 359);
     assert_eq!(c["state"], "ASSURED");
+    assert_eq!(c["kernel_fast_path"], true);
 }
