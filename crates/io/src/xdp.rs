@@ -132,6 +132,7 @@ mod fast_tests;
 mod flows;
 pub mod r#gen;
 mod rules;
+mod test_run;
 #[cfg(test)]
 mod tests;
 mod umem;

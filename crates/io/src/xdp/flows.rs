@@ -14,8 +14,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use aya::maps::MapData;
 
 use super::{MAP_FLOWS, XdpProgram, aya_err, raw_errno};
-#[cfg(test)]
-use crate::syscall;
 use crate::{MacAddr, invalid, os_err};
 
 /// Default capacity of the flow table, in flows (also the number of counter slots).
@@ -461,50 +459,20 @@ pub(crate) fn test_run(
     data: &[u8],
     repeat: u32,
 ) -> io::Result<(u32, Vec<u8>, u32)> {
-    /// The `BPF_PROG_TEST_RUN` member of `union bpf_attr`.
-    #[repr(C)]
-    #[derive(Default)]
-    struct TestRun {
-        prog_fd: u32,
-        retval: u32,
-        data_size_in: u32,
-        data_size_out: u32,
-        data_in: u64,
-        data_out: u64,
-        repeat: u32,
-        duration: u32,
-        ctx_size_in: u32,
-        ctx_size_out: u32,
-        ctx_in: u64,
-        ctx_out: u64,
-        flags: u32,
-        cpu: u32,
-        batch_size: u32,
-        pad: u32,
-    }
-    const BPF_PROG_TEST_RUN: libc::c_long = 10;
     let mut out = vec![0u8; data.len() + 512];
-    let mut attr = TestRun {
+    let mut attr = super::test_run::TestRunAttr {
         prog_fd: prog.as_raw_fd() as u32,
         data_size_in: u32::try_from(data.len()).map_err(|_| invalid("frame too long"))?,
         data_size_out: out.len() as u32,
         data_in: data.as_ptr() as u64,
         data_out: out.as_mut_ptr() as u64,
         repeat,
-        ..TestRun::default()
+        ..Default::default()
     };
-    // SAFETY: `attr` is a valid `bpf_attr` prefix of its own size; the kernel reads
-    // `data_size_in` bytes from `data_in` (a live slice) and writes at most
-    // `data_size_out` bytes to `data_out` (a live, exclusively borrowed buffer).
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            BPF_PROG_TEST_RUN,
-            &raw mut attr,
-            size_of::<TestRun>(),
-        )
-    };
-    syscall(r as i32).map_err(|e| os_err("bpf(BPF_PROG_TEST_RUN)", "rvs_steer", e))?;
+    // SAFETY: `data_in` points at `data` (`data_size_in` bytes, alive for the call) and
+    // `data_out` at `out` (`data_size_out` bytes, alive and exclusively borrowed).
+    unsafe { super::test_run::prog_test_run(&mut attr) }
+        .map_err(|e| os_err("bpf(BPF_PROG_TEST_RUN)", "rvs_steer", e))?;
     out.truncate(attr.data_size_out as usize);
     Ok((attr.retval, out, attr.duration))
 }

@@ -73,6 +73,7 @@ use std::time::{Duration, Instant};
 use aya::maps::{Array, MapData};
 use aya::programs::Xdp;
 
+use super::test_run::{TestRunAttr, prog_test_run};
 use super::{BUILT_WITHOUT_CLANG, ENOTSUPP, aya_err, raw_errno};
 use crate::packet::ifindex;
 use crate::{MacAddr, invalid, os_err, syscall};
@@ -93,7 +94,6 @@ pub const MIN_FRAME: usize = 60;
 pub const MAX_FRAME: usize = 1514;
 /// `BPF_F_TEST_XDP_LIVE_FRAMES`.
 const BPF_F_TEST_XDP_LIVE_FRAMES: u32 = 2;
-const BPF_PROG_TEST_RUN: libc::c_long = 10;
 
 /// What to generate.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -355,28 +355,6 @@ struct XdpMd {
     egress_ifindex: u32,
 }
 
-/// The `BPF_PROG_TEST_RUN` member of `union bpf_attr`.
-#[repr(C)]
-#[derive(Default)]
-struct TestRunAttr {
-    prog_fd: u32,
-    retval: u32,
-    data_size_in: u32,
-    data_size_out: u32,
-    data_in: u64,
-    data_out: u64,
-    repeat: u32,
-    duration: u32,
-    ctx_size_in: u32,
-    ctx_size_out: u32,
-    ctx_in: u64,
-    ctx_out: u64,
-    flags: u32,
-    cpu: u32,
-    batch_size: u32,
-    pad: u32,
-}
-
 /// One live-frames test run: `repeat` frames from `data` "received" on `ifindex`, queue 0.
 fn live_run(prog: BorrowedFd<'_>, ifindex: u32, data: &[u8], repeat: u32) -> io::Result<()> {
     let size = u32::try_from(data.len()).map_err(|_| invalid("frame too long"))?;
@@ -396,18 +374,10 @@ fn live_run(prog: BorrowedFd<'_>, ifindex: u32, data: &[u8], repeat: u32) -> io:
         batch_size: 0, // kernel default, 64
         ..TestRunAttr::default()
     };
-    // SAFETY: `attr` is a valid `bpf_attr` prefix of its own size; the kernel reads
-    // `data_size_in` bytes from `data_in` (a live slice) and `ctx_size_in` bytes from
-    // `ctx_in` (a live `xdp_md`); no output buffer is given (live mode writes none).
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            BPF_PROG_TEST_RUN,
-            &raw mut attr,
-            size_of::<TestRunAttr>(),
-        )
-    };
-    syscall(r as i32).map(drop)
+    // SAFETY: `data_in` points at `data` (`data_size_in` bytes, alive for the call) and
+    // `ctx_in` at `ctx` (`ctx_size_in` bytes, alive); no output buffers (live mode writes
+    // none).
+    unsafe { prog_test_run(&mut attr) }
 }
 
 /// Generate frames of `spec` until `max_packets` are sent or `max_time` has passed
