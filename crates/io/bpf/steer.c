@@ -18,6 +18,9 @@
 // user space fills the hash map `rvs_flows` (key: the received packet's 5-tuple, value:
 // the rewrite and the egress), and a matching packet is rewritten (DR, DNAT, SNAT or
 // IP-in-IP), counted in `rvs_flow_stats[counter]` and sent with XDP_TX or bpf_redirect.
+// IPv4 flows are looked up first in `rvs_ftab`, an array of one-cache-line slots user
+// space writes through a shared mapping (see struct rvs_ftab_slot); the rest, and the
+// IPv4 flows that did not find a free slot, are in `rvs_flows`.
 // Anything the fast path does not take (no entry, TCP SYN/FIN/RST, TTL <= 1, too big,
 // IPv4 options or fragments, bad IPv4 checksum, VLAN tags, extension headers) goes on to
 // the steering below unmodified. The rewrites must give the same bytes as rvs-core
@@ -383,6 +386,93 @@ struct {
 	__type(value, struct rvs_flow_stat);
 } rvs_flow_stats SEC(".maps");
 
+// The IPv4 flow table in front of `rvs_flows`: one 64-byte slot (a cache line) per flow,
+// open addressing over a window of FTAB_WINDOW consecutive slots from the key's hash.
+// Written by user space through a shared mapping (`xdp::flows::FlowTab`) under a
+// sequence lock: `seq` is odd while a slot is being written. A key lives either here or
+// in `rvs_flows`, never in both. Mirrored by `xdp::flows` (layout and `ftab_hash`).
+struct rvs_ftab_slot {
+	__u32 seq;          // even: stable; odd: being written
+	__u32 saddr, daddr; // network order, as received
+	__u16 sport, dport; // network order, as received
+	__u8 proto;
+	__u8 used;   // 1: the slot holds a flow
+	__u8 action; // enum action (ACT_IPIP: IPv4 outer only)
+	__u8 flags;  // FLOW_COPY_DF
+	__u32 ifindex;
+	__u32 counter;
+	__u16 max_len;
+	__u16 port; // network order
+	__u8 dmac[6], smac[6];
+	__u32 addr; // DNAT: new daddr; SNAT: new saddr; IPIP: outer daddr
+	__u32 tsrc; // IPIP: outer saddr
+	__u8 outer_family; // 4 for IPIP, else 0
+	__u8 pad[11];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, 131072); // user space sets it (a power of two) before loading
+	__type(key, __u32);
+	__type(value, struct rvs_ftab_slot);
+} rvs_ftab SEC(".maps");
+
+// Slots of rvs_ftab minus one; set by user space before loading (frozen: the verifier
+// sees a constant).
+volatile const __u32 rvs_ftab_mask = 131071;
+
+#define FTAB_WINDOW 4
+#define barrier() asm volatile("" ::: "memory")
+
+// The slot hash of an IPv4 4-tuple and protocol (`xdp::flows::ftab_hash`). Addresses and
+// ports as loaded from the packet (native loads of network-order bytes).
+INLINE __u32 ftab_hash(__u32 saddr, __u32 daddr, __u16 sport, __u16 dport, __u8 proto)
+{
+	__u32 h = saddr * 0x9e3779b1u;
+	h = (h ^ daddr) * 0x85ebca6bu;
+	h = (h ^ ((__u32)sport | ((__u32)dport << 16)) ^ proto) * 0xc2b2ae35u;
+	return h ^ (h >> 16);
+}
+
+// Look an IPv4 flow up in rvs_ftab; on a hit, copy it into `out` and return 1.
+INLINE int ftab_lookup(__u32 saddr, __u32 daddr, __u16 sport, __u16 dport, __u8 proto,
+		       struct rvs_flow *out)
+{
+	__u32 h = ftab_hash(saddr, daddr, sport, dport, proto);
+	__u32 mask = rvs_ftab_mask;
+#pragma unroll
+	for (int i = 0; i < FTAB_WINDOW; i++) {
+		__u32 idx = (h + i) & mask;
+		struct rvs_ftab_slot *s = bpf_map_lookup_elem(&rvs_ftab, &idx);
+		if (!s)
+			return 0;
+		__u32 seq = *(volatile __u32 *)&s->seq;
+		if (seq & 1)
+			continue;
+		barrier();
+		if (!s->used || s->saddr != saddr || s->daddr != daddr || s->sport != sport ||
+		    s->dport != dport || s->proto != proto)
+			continue;
+		out->action = s->action;
+		out->outer_family = s->outer_family;
+		out->flags = s->flags;
+		out->ifindex = s->ifindex;
+		out->counter = s->counter;
+		out->max_len = s->max_len;
+		out->port = s->port;
+		__builtin_memcpy(out->dmac, s->dmac, 6);
+		__builtin_memcpy(out->smac, s->smac, 6);
+		out->addr[0] = s->addr;
+		out->tsrc[0] = s->tsrc;
+		barrier();
+		if (*(volatile __u32 *)&s->seq != seq)
+			continue;
+		return 1;
+	}
+	return 0;
+}
+
 // IPv4 identification of the outer headers this program creates, per CPU.
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -552,7 +642,7 @@ INLINE int encap(struct xdp_md *ctx, const struct rvs_flow *f, int inner_v6, __u
 	return 0;
 }
 
-// Look the packet up in `rvs_flows` and forward it when it is an established flow's.
+// Look the packet up in `rvs_ftab` (IPv4), then `rvs_flows`, and forward it when it is an established flow's.
 // Returns the verdict, or FP_CONTINUE (frame unmodified) to go on to the steering.
 INLINE int fast_path(struct xdp_md *ctx)
 {
@@ -643,7 +733,12 @@ INLINE int fast_path(struct xdp_md *ctx)
 	k.sport = *(__u16 *)l4;
 	k.dport = *(__u16 *)(l4 + 2);
 
-	struct rvs_flow *f = bpf_map_lookup_elem(&rvs_flows, &k);
+	struct rvs_flow fv = {};
+	struct rvs_flow *f;
+	if (!v6 && ftab_lookup(k.saddr[0], k.daddr[0], k.sport, k.dport, proto, &fv))
+		f = &fv;
+	else
+		f = bpf_map_lookup_elem(&rvs_flows, &k);
 	if (!f)
 		return FP_CONTINUE;
 	if (tcp_flags & 0x07) // FIN, SYN, RST

@@ -33,7 +33,12 @@
 //! (Katran's model): user space installs one entry per connection and direction in a flow
 //! table ([`XdpProgram::flow_insert`]: [`FlowKey`] → [`FlowEntry`]), and a matching packet
 //! is rewritten and sent straight back out (`XDP_TX` when the egress is the receiving
-//! interface, else `bpf_redirect`). [`XdpProgram::attach`] gives the program without an
+//! interface, else `bpf_redirect`). The table is two maps: IPv4 flows whose rewrite fits
+//! (DR, IPv4 NAT, IP-in-IP with an IPv4 outer header) go to an array of one-cache-line
+//! slots (`rvs_ftab`, written by this process through a shared mapping under a sequence
+//! lock, probed over a window of 4 slots from a hash of the 4-tuple) while their window has
+//! room; the others, and the overflow, to the hash map `rvs_flows`, looked up next. A flow
+//! is in one of them only. [`XdpProgram::attach`] gives the program without an
 //! AF_XDP socket, for the AF_PACKET backend; an [`XdpSocket`] has one inside
 //! ([`XdpSocket::program`]).
 //!
@@ -147,7 +152,7 @@ use aya::maps::{HashMap as BpfHashMap, MapData, PerCpuArray, XskMap};
 use aya::programs::Xdp;
 
 pub use self::flows::{DEFAULT_MAX_FLOWS, FlowEntry, FlowKey, FlowRewrite, MAX_MAX_FLOWS};
-use self::flows::{FlowKeyRaw, FlowStats, FlowValueRaw};
+use self::flows::{FlowKeyRaw, FlowStats, FlowTab, FlowValueRaw, ftab_slots};
 pub use self::rules::{Proto, SteerCounters, SteerRule};
 use self::rules::{SteerKey, diff, key_set, stat};
 use self::umem::{BindFlags, Geometry, Xsk};
@@ -173,6 +178,7 @@ const MAP_XSKS: &str = "rvs_xsks";
 const MAP_STATS: &str = "rvs_stats";
 const MAP_FLOWS: &str = "rvs_flows";
 const MAP_FLOW_STATS: &str = "rvs_flow_stats";
+const MAP_FTAB: &str = "rvs_ftab";
 /// Entries of `rvs_xsks`: the highest queue a socket may bind, plus one.
 const MAX_QUEUES: u32 = 64;
 /// Ethernet header, and an 802.1Q tag.
@@ -240,7 +246,8 @@ pub struct XdpOpts {
     /// protocol for fragments). Memory is taken per key in use, not up front.
     pub max_rules: u32,
     /// Capacity of the fast path's flow table, and number of its counter slots (default
-    /// [`DEFAULT_MAX_FLOWS`], at most [`MAX_MAX_FLOWS`]).
+    /// [`DEFAULT_MAX_FLOWS`], at most [`MAX_MAX_FLOWS`]). Taken up front: 16 bytes of
+    /// counters per flow, and a 64-byte IPv4 slot per flow rounded up to a power of two.
     pub max_flows: u32,
     /// Ask the kernel to say when it needs a syscall to make progress
     /// (`XDP_USE_NEED_WAKEUP`, default on): saves syscalls in zero-copy mode.
@@ -405,6 +412,7 @@ pub struct XdpProgram {
     stats: PerCpuArray<MapData, u64>,
     flows: BpfHashMap<MapData, FlowKeyRaw, FlowValueRaw>,
     flow_stats: FlowStats,
+    ftab: FlowTab,
     max_flows: u32,
     ifindex: u32,
     ifname: String,
@@ -506,10 +514,14 @@ impl XdpProgram {
                 BUILT_WITHOUT_CLANG,
             ));
         }
+        let slots = ftab_slots(max_flows);
+        let mask = slots - 1;
         let mut ebpf = aya::EbpfLoader::new()
             .map_max_entries(MAP_RULES, max_rules)
             .map_max_entries(MAP_FLOWS, max_flows)
             .map_max_entries(MAP_FLOW_STATS, max_flows)
+            .map_max_entries(MAP_FTAB, slots)
+            .override_global("rvs_ftab_mask", &mask, true)
             .load(obj)
             .map_err(|e| aya_err("bpf(load object)", ifname, e))?;
         let prog: &mut Xdp = ebpf
@@ -530,12 +542,16 @@ impl XdpProgram {
                 "{MAP_FLOW_STATS} is not an array map"
             )));
         };
+        let aya::maps::Map::Array(ftab) = take(MAP_FTAB)? else {
+            return Err(io::Error::other(format!("{MAP_FTAB} is not an array map")));
+        };
         Ok(Self {
             rules: BpfHashMap::try_from(rules).map_err(|e| aya_err("bpf(map)", MAP_RULES, e))?,
             xsks: XskMap::try_from(xsks).map_err(|e| aya_err("bpf(map)", MAP_XSKS, e))?,
             stats: PerCpuArray::try_from(stats).map_err(|e| aya_err("bpf(map)", MAP_STATS, e))?,
             flows: BpfHashMap::try_from(flows).map_err(|e| aya_err("bpf(map)", MAP_FLOWS, e))?,
             flow_stats: FlowStats::map(flow_stats, max_flows)?,
+            ftab: FlowTab::map(ftab, slots)?,
             max_flows,
             ifindex: 0,
             ifname: ifname.to_owned(),

@@ -919,3 +919,202 @@ fn netns_route_is_forwarded_by_the_kernel() {
     r.run(move || drop(peer)).expect("ns");
     d.run(move || drop(p)).expect("ns");
 }
+
+// ------------------------------------------------------------------ IPv4 slot table
+
+fn raw_key(k: &FlowKey) -> FlowKeyRaw {
+    k.encode().expect("valid key")
+}
+
+fn place(p: &XdpProgram, k: &FlowKey) -> Option<flows::FlowPlace> {
+    p.ftab.place(&raw_key(k))
+}
+
+fn in_hash_map(p: &XdpProgram, k: &FlowKey) -> bool {
+    p.flows.get(&raw_key(k), 0).is_ok()
+}
+
+/// The slot index user space computes is the one the program probes first: each key,
+/// alone in an empty table, lands on `hash & mask` and is forwarded from there.
+#[test]
+fn ftab_hash_of_user_space_is_the_programs() {
+    let Some(progs) = programs(1000) else {
+        return;
+    };
+    let mut rng = Rng(0x5eed_f7ab);
+    for (name, mut p) in progs {
+        let mask = ftab_slots(1000) - 1;
+        assert_eq!(mask, 1023);
+        for tcp in [false, true] {
+            for _ in 0..64 {
+                let flow = Flow {
+                    client: rng.addr(false),
+                    cport: rng.port(),
+                    vip: rng.addr(false),
+                    vport: rng.port(),
+                    ..Flow::new(tcp, false, ForwardMethod::DirectRoute, false)
+                };
+                let k = flow.key(false);
+                p.flow_insert(&k, &flow.entry(false, OTHER_IF))
+                    .expect("insert");
+                let want = flows::ftab_hash(&raw_key(&k)) & mask;
+                assert_eq!(place(&p, &k), Some(flows::FlowPlace::Slot(want)), "{name}");
+                assert!(!in_hash_map(&p, &k));
+                let frame = flow.spec(false, ACK).build();
+                assert_eq!(run(&p, &frame, 0).0, XDP_REDIRECT, "{name} {k:?}");
+                assert!(p.flow_remove(&k).expect("remove"));
+                assert_eq!(run(&p, &frame, 0).0, XDP_PASS, "{name} {k:?}");
+            }
+        }
+    }
+}
+
+/// More keys than a probe window holds: the extra one goes to the hash map and is still
+/// forwarded; a freed slot is reused on the next insert (the key leaves the hash map).
+#[test]
+fn ftab_window_overflow_falls_back_to_the_hash_map() {
+    let Some(progs) = programs(64) else {
+        return;
+    };
+    for (name, mut p) in progs {
+        let base = Flow::new(false, false, ForwardMethod::DirectRoute, false);
+        let window = |f: &Flow| flows::ftab_hash(&raw_key(&f.key(false))) & 63;
+        let want = window(&base);
+        let same: Vec<Flow> = (1..=u16::MAX)
+            .map(|cport| Flow { cport, ..base })
+            .filter(|f| window(f) == want)
+            .take(flows::FTAB_WINDOW as usize + 1)
+            .collect();
+        assert_eq!(same.len(), flows::FTAB_WINDOW as usize + 1);
+        for f in &same {
+            p.flow_insert(&f.key(false), &f.entry(false, OTHER_IF))
+                .expect("insert");
+        }
+        let (last, rest) = same.split_last().expect("five flows");
+        for f in rest {
+            assert!(matches!(
+                place(&p, &f.key(false)),
+                Some(flows::FlowPlace::Slot(_))
+            ));
+            assert!(!in_hash_map(&p, &f.key(false)));
+        }
+        assert_eq!(place(&p, &last.key(false)), Some(flows::FlowPlace::Hash));
+        assert!(in_hash_map(&p, &last.key(false)));
+        for f in &same {
+            let frame = f.spec(false, 0).payload(b"x").build();
+            assert_eq!(run(&p, &frame, 0).0, XDP_REDIRECT, "{name}");
+        }
+        // Remove one from the array: it is no longer forwarded, its slot is free.
+        let gone = &same[1];
+        assert!(p.flow_remove(&gone.key(false)).expect("remove"));
+        assert_eq!(place(&p, &gone.key(false)), None);
+        let frame = gone.spec(false, 0).payload(b"x").build();
+        assert_eq!(run(&p, &frame, 0).0, XDP_PASS, "{name}");
+        // Updating the overflowed key moves it into the freed slot, out of the hash map.
+        p.flow_insert(&last.key(false), &last.entry(false, OTHER_IF))
+            .expect("update");
+        assert!(matches!(
+            place(&p, &last.key(false)),
+            Some(flows::FlowPlace::Slot(_))
+        ));
+        assert!(!in_hash_map(&p, &last.key(false)));
+        let frame = last.spec(false, 0).payload(b"x").build();
+        assert_eq!(run(&p, &frame, 0).0, XDP_REDIRECT, "{name}");
+        // Re-insert the removed one: the window is full again, so the hash map.
+        p.flow_insert(&gone.key(false), &gone.entry(false, OTHER_IF))
+            .expect("re-insert");
+        assert_eq!(place(&p, &gone.key(false)), Some(flows::FlowPlace::Hash));
+        let frame = gone.spec(false, 0).payload(b"x").build();
+        assert_eq!(run(&p, &frame, 0).0, XDP_REDIRECT, "{name}");
+        assert_eq!(p.flow_clear().expect("clear"), same.len(), "{name}");
+        for f in &same {
+            assert_eq!(place(&p, &f.key(false)), None);
+            let frame = f.spec(false, 0).payload(b"x").build();
+            assert_eq!(run(&p, &frame, 0).0, XDP_PASS, "{name}");
+        }
+    }
+}
+
+/// Replacing a slot's entry writes it in place (sequence +2); an entry that no longer fits
+/// a slot (IPv6 outer tunnel) moves to the hash map and back.
+#[test]
+fn ftab_update_in_place_and_move() {
+    let Some(progs) = programs(64) else {
+        return;
+    };
+    for (name, mut p) in progs {
+        let flow = Flow::new(false, false, ForwardMethod::DirectRoute, false);
+        let k = flow.key(false);
+        let e = flow.entry(false, OTHER_IF);
+        p.flow_insert(&k, &e).expect("insert");
+        let Some(flows::FlowPlace::Slot(i)) = place(&p, &k) else {
+            panic!("{name}: not in the array");
+        };
+        let seq = p.ftab.seq(i);
+        assert_eq!(seq % 2, 0);
+        let frame = flow.spec(false, 0).payload(&[7; 100]).build();
+        // Too small max_len: the frame goes on to user space.
+        p.flow_insert(&k, &FlowEntry { max_len: 50, ..e })
+            .expect("update");
+        assert_eq!(place(&p, &k), Some(flows::FlowPlace::Slot(i)));
+        assert_eq!(p.ftab.seq(i), seq.wrapping_add(2));
+        assert_eq!(run(&p, &frame, 0).0, XDP_PASS, "{name}");
+        p.flow_counter_reset(9);
+        p.flow_insert(&k, &FlowEntry { counter: 9, ..e })
+            .expect("update");
+        assert_eq!(place(&p, &k), Some(flows::FlowPlace::Slot(i)));
+        assert_eq!(run(&p, &frame, 0).0, XDP_REDIRECT, "{name}");
+        assert_eq!(p.flow_counter(9), (1, (frame.len() - 14) as u64));
+        // IPv6 outer: not a slot's; back to IPv4 outer: a slot again.
+        let tun = |v6: bool| FlowEntry {
+            rewrite: FlowRewrite::Ipip {
+                src: ip(if v6 { TUN6 } else { TUN4 }),
+                dst: ip(if v6 { RS6 } else { RS4 }),
+                copy_df: true,
+            },
+            ..e
+        };
+        p.flow_insert(&k, &tun(true)).expect("v6 outer");
+        assert_eq!(place(&p, &k), Some(flows::FlowPlace::Hash));
+        assert!(in_hash_map(&p, &k));
+        let (rc, out) = run(&p, &frame, 0);
+        assert_eq!((rc, out.len()), (XDP_REDIRECT, frame.len() + 40), "{name}");
+        p.flow_insert(&k, &tun(false)).expect("v4 outer");
+        assert!(matches!(place(&p, &k), Some(flows::FlowPlace::Slot(_))));
+        assert!(!in_hash_map(&p, &k));
+        let (rc, out) = run(&p, &frame, 0);
+        assert_eq!((rc, out.len()), (XDP_REDIRECT, frame.len() + 20), "{name}");
+    }
+}
+
+/// A slot being written (odd sequence) is skipped: the frame goes on as without entry.
+#[test]
+fn ftab_slot_with_odd_sequence_is_not_used() {
+    let Some(progs) = programs(64) else {
+        return;
+    };
+    for (name, mut p) in progs {
+        let flow = Flow::new(true, false, ForwardMethod::DirectRoute, false);
+        let k = flow.key(false);
+        p.flow_insert(&k, &flow.entry(false, OTHER_IF))
+            .expect("insert");
+        let Some(flows::FlowPlace::Slot(i)) = place(&p, &k) else {
+            panic!("{name}: not in the array");
+        };
+        let frame = flow.spec(false, ACK).build();
+        assert_eq!(run(&p, &frame, 0).0, XDP_REDIRECT, "{name}");
+        let seq = p.ftab.seq(i);
+        p.ftab.set_seq(i, seq | 1);
+        let (rc, out) = run(&p, &frame, 0);
+        assert_eq!(rc, XDP_PASS, "{name}");
+        assert_eq!(out, frame, "{name}: frame modified");
+        p.ftab.set_seq(i, (seq | 1).wrapping_add(1));
+        assert_eq!(run(&p, &frame, 0).0, XDP_REDIRECT, "{name}");
+        // A write over an odd sequence still ends even.
+        p.ftab.set_seq(i, 7);
+        p.flow_insert(&k, &flow.entry(false, OTHER_IF))
+            .expect("update");
+        assert_eq!(p.ftab.seq(i), 8);
+        assert_eq!(run(&p, &frame, 0).0, XDP_REDIRECT, "{name}");
+    }
+}

@@ -2,23 +2,31 @@
 //! `rvs_flows` hash map of `bpf/steer.c`, and the per-slot counters of `rvs_flow_stats`,
 //! read through a shared mapping of the array (no syscall per read).
 //!
+//! IPv4 flows whose rewrite fits (route, IPv4 NAT, IP-in-IP with an IPv4 outer header)
+//! live in `rvs_ftab` instead when there is room: an array of one-cache-line slots in
+//! front of the hash map, written through a shared mapping ([`FlowTab`]) under a
+//! sequence lock, probed by the program over a window of [`FTAB_WINDOW`] slots from
+//! [`ftab_hash`]. A key is in one table only; this process keeps the key → place map.
+//!
 //! The layouts here must match `struct rvs_flow_key`, `struct rvs_flow` and
 //! `struct rvs_flow_stat` of `bpf/steer.c` byte for byte (the unit tests pin them).
 
+use std::collections::HashMap;
 use std::io;
 use std::net::IpAddr;
 use std::os::fd::{AsFd, AsRawFd};
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering, fence};
 
 use aya::maps::MapData;
 
-use super::{MAP_FLOWS, XdpProgram, aya_err, raw_errno};
+use super::{MAP_FLOWS, MAP_FTAB, XdpProgram, aya_err, raw_errno};
 use crate::{MacAddr, invalid, os_err};
 
 /// Default capacity of the flow table, in flows (also the number of counter slots).
 pub const DEFAULT_MAX_FLOWS: u32 = 131_072;
-/// Largest accepted `max_flows` (16 Mi flows: 256 MiB of counters).
+/// Largest accepted `max_flows` (16 Mi flows: 256 MiB of counters and 1 GiB of IPv4
+/// slots, 64 bytes per flow rounded up to a power of two).
 pub const MAX_MAX_FLOWS: u32 = 1 << 24;
 
 /// A flow as the director receives it: the packet's 5-tuple (client → VIP for traffic to
@@ -249,6 +257,36 @@ impl FlowEntry {
     }
 }
 
+/// Map the first `bytes` bytes (rounded up to pages) of the `BPF_F_MMAPABLE` array `map`
+/// shared and writable; the caller unmaps `(base, len)`.
+fn mmap_array(map: &MapData, bytes: usize, name: &str) -> io::Result<(NonNull<u8>, usize)> {
+    // SAFETY: sysconf has no memory effects.
+    let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) })
+        .ok()
+        .filter(|&p| p > 0)
+        .unwrap_or(4096);
+    let len = bytes.div_ceil(page).max(1) * page;
+    let fd = map.fd().as_fd().as_raw_fd();
+    // SAFETY: a fresh shared mapping of `len` bytes of the map's fd at offset 0; the
+    // kernel checks the length against the map's size and its BPF_F_MMAPABLE flag.
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED,
+            fd,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        return Err(os_err("mmap", name, io::Error::last_os_error()));
+    }
+    let base = NonNull::new(p.cast::<u8>())
+        .ok_or_else(|| io::Error::other("mmap returned a null mapping"))?;
+    Ok((base, len))
+}
+
 /// `struct rvs_flow_stat`.
 const STAT_SIZE: usize = 16;
 
@@ -272,34 +310,7 @@ unsafe impl Sync for FlowStats {}
 impl FlowStats {
     /// Map `slots` counters of the array map `map`.
     pub(crate) fn map(map: MapData, slots: u32) -> io::Result<Self> {
-        // SAFETY: sysconf has no memory effects.
-        let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) })
-            .ok()
-            .filter(|&p| p > 0)
-            .unwrap_or(4096);
-        let len = (slots as usize * STAT_SIZE).div_ceil(page).max(1) * page;
-        let fd = map.fd().as_fd().as_raw_fd();
-        // SAFETY: a fresh shared mapping of `len` bytes of the map's fd at offset 0; the
-        // kernel checks the length against the map's size and its BPF_F_MMAPABLE flag.
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED,
-                fd,
-                0,
-            )
-        };
-        if p == libc::MAP_FAILED {
-            return Err(os_err(
-                "mmap",
-                super::MAP_FLOW_STATS,
-                io::Error::last_os_error(),
-            ));
-        }
-        let base = NonNull::new(p.cast::<u8>())
-            .ok_or_else(|| io::Error::other("mmap returned a null mapping"))?;
+        let (base, len) = mmap_array(&map, slots as usize * STAT_SIZE, super::MAP_FLOW_STATS)?;
         Ok(Self {
             base,
             len,
@@ -346,6 +357,172 @@ impl Drop for FlowStats {
     }
 }
 
+/// Slots of `rvs_ftab` probed from a key's hash (`FTAB_WINDOW` of `steer.c`).
+pub(crate) const FTAB_WINDOW: u32 = 4;
+/// `struct rvs_ftab_slot`: one cache line.
+const FTAB_SLOT_SIZE: usize = 64;
+
+/// Slots of `rvs_ftab` for a table of `max_flows` flows: the next power of two.
+pub(crate) fn ftab_slots(max_flows: u32) -> u32 {
+    max_flows.max(1).next_power_of_two()
+}
+
+/// The slot hash of an IPv4 key: `ftab_hash` of `steer.c`, which works on the addresses
+/// and ports as native loads of their network-order bytes.
+pub(crate) fn ftab_hash(k: &FlowKeyRaw) -> u32 {
+    let w = |b: &[u8]| u32::from_ne_bytes([b[0], b[1], b[2], b[3]]);
+    let ports =
+        u32::from(u16::from_ne_bytes(k.sport)) | (u32::from(u16::from_ne_bytes(k.dport)) << 16);
+    let mut h = w(&k.saddr).wrapping_mul(0x9e37_79b1);
+    h = (h ^ w(&k.daddr)).wrapping_mul(0x85eb_ca6b);
+    h = (h ^ ports ^ u32::from(k.proto)).wrapping_mul(0xc2b2_ae35);
+    h ^ (h >> 16)
+}
+
+/// The `struct rvs_ftab_slot` of a flow (`seq` left 0), or `None` when it does not fit a
+/// slot: an IPv6 key, or IP-in-IP with an IPv6 outer header.
+fn ftab_image(k: &FlowKeyRaw, v: &FlowValueRaw) -> Option<[u8; FTAB_SLOT_SIZE]> {
+    if k.family != 4 || (v.action == action::IPIP && v.outer_family != 4) {
+        return None;
+    }
+    let mut b = [0u8; FTAB_SLOT_SIZE];
+    b[4..8].copy_from_slice(&k.saddr[..4]);
+    b[8..12].copy_from_slice(&k.daddr[..4]);
+    b[12..14].copy_from_slice(&k.sport);
+    b[14..16].copy_from_slice(&k.dport);
+    b[16] = k.proto;
+    b[17] = 1; // used
+    b[18] = v.action;
+    b[19] = v.flags;
+    b[20..24].copy_from_slice(&v.ifindex.to_ne_bytes());
+    b[24..28].copy_from_slice(&v.counter.to_ne_bytes());
+    b[28..30].copy_from_slice(&v.max_len.to_ne_bytes());
+    b[30..32].copy_from_slice(&v.port);
+    b[32..38].copy_from_slice(&v.dmac);
+    b[38..44].copy_from_slice(&v.smac);
+    b[44..48].copy_from_slice(&v.addr[..4]);
+    b[48..52].copy_from_slice(&v.tsrc[..4]);
+    b[52] = v.outer_family;
+    Some(b)
+}
+
+/// Where a flow lives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum FlowPlace {
+    /// Slot of `rvs_ftab`.
+    Slot(u32),
+    /// The hash map `rvs_flows`.
+    Hash,
+}
+
+/// The `rvs_ftab` array mapped into this process, and where each flow of the program
+/// lives (this process is the tables' only writer).
+pub(crate) struct FlowTab {
+    base: NonNull<u8>,
+    len: usize,
+    slots: u32,
+    used: Vec<bool>,
+    places: HashMap<FlowKeyRaw, FlowPlace>,
+    /// The map; kept open while mapped.
+    _map: MapData,
+}
+
+// SAFETY: the mapping is shared memory owned by this value; every access goes through
+// `AtomicU32` (the program reads it concurrently), so moving it between threads is sound.
+unsafe impl Send for FlowTab {}
+// SAFETY: `&self` methods only do atomic loads and stores on the mapping.
+unsafe impl Sync for FlowTab {}
+
+impl FlowTab {
+    /// Map the `slots` slots (a power of two) of the array map `map`.
+    pub(crate) fn map(map: MapData, slots: u32) -> io::Result<Self> {
+        let (base, len) = mmap_array(&map, slots as usize * FTAB_SLOT_SIZE, MAP_FTAB)?;
+        Ok(Self {
+            base,
+            len,
+            slots,
+            used: vec![false; slots as usize],
+            places: HashMap::new(),
+            _map: map,
+        })
+    }
+
+    /// The 16 words of slot `idx`, or `None` out of range.
+    fn words(&self, idx: u32) -> Option<&[AtomicU32; 16]> {
+        if idx >= self.slots {
+            return None;
+        }
+        let off = idx as usize * FTAB_SLOT_SIZE;
+        // SAFETY: `off + 64 <= slots * 64 <= len`: inside the mapping, which lives as long
+        // as `self`; the mapping is page-aligned and the offset a multiple of 64, so the
+        // words are 4-byte aligned. `[AtomicU32; 16]` has the layout of `[u32; 16]`, and
+        // the memory is only accessed atomically here (the program only reads it).
+        unsafe { Some(&*self.base.as_ptr().add(off).cast::<[AtomicU32; 16]>()) }
+    }
+
+    /// Write `img` into slot `idx` under the sequence lock: `seq` odd, the fields, `seq`
+    /// even again.
+    fn write(&self, idx: u32, img: &[u8; FTAB_SLOT_SIZE]) {
+        let Some(w) = self.words(idx) else {
+            return;
+        };
+        let odd = w[0].load(Ordering::Relaxed) | 1;
+        w[0].store(odd, Ordering::SeqCst);
+        fence(Ordering::Release);
+        for (i, word) in w.iter().enumerate().skip(1) {
+            let b = &img[i * 4..i * 4 + 4];
+            word.store(
+                u32::from_ne_bytes([b[0], b[1], b[2], b[3]]),
+                Ordering::Relaxed,
+            );
+        }
+        w[0].store(odd.wrapping_add(1), Ordering::SeqCst);
+    }
+
+    /// Slot of `k`'s window that is free, if any.
+    fn free_slot(&self, k: &FlowKeyRaw) -> Option<u32> {
+        let base = ftab_hash(k);
+        (0..FTAB_WINDOW)
+            .map(|i| base.wrapping_add(i) & (self.slots - 1))
+            .find(|&i| !self.used[i as usize])
+    }
+
+    /// Empty slot `idx` (`used` 0) and forget it.
+    fn release(&mut self, idx: u32) {
+        self.write(idx, &[0; FTAB_SLOT_SIZE]);
+        if let Some(u) = self.used.get_mut(idx as usize) {
+            *u = false;
+        }
+    }
+
+    /// Where `k` lives.
+    pub(crate) fn place(&self, k: &FlowKeyRaw) -> Option<FlowPlace> {
+        self.places.get(k).copied()
+    }
+
+    /// The `seq` word of slot `idx` (tests).
+    #[cfg(test)]
+    pub(crate) fn seq(&self, idx: u32) -> u32 {
+        self.words(idx).map_or(0, |w| w[0].load(Ordering::SeqCst))
+    }
+
+    /// Set the `seq` word of slot `idx` by hand (tests).
+    #[cfg(test)]
+    pub(crate) fn set_seq(&self, idx: u32, seq: u32) {
+        if let Some(w) = self.words(idx) {
+            w[0].store(seq, Ordering::SeqCst);
+        }
+    }
+}
+
+impl Drop for FlowTab {
+    fn drop(&mut self) {
+        // SAFETY: the mapping made in `map`, unmapped once; no reference into it outlives
+        // `self` (`words` borrows `self`).
+        unsafe { libc::munmap(self.base.as_ptr().cast(), self.len) };
+    }
+}
+
 /// The error of a map update: `OutOfMemory` when the table is full (`E2BIG`) or the
 /// kernel is out of memory (`ENOMEM`), the OS error's kind otherwise.
 fn update_err<E>(e: E) -> io::Error
@@ -375,19 +552,51 @@ impl XdpProgram {
     pub fn flow_insert(&mut self, key: &FlowKey, e: &FlowEntry) -> io::Result<()> {
         let k = key.encode()?;
         let v = e.encode(k.family, self.max_flows)?;
-        self.flows.insert(k, v, 0).map_err(update_err)
+        let place = self.ftab.place(&k);
+        if place.is_none() && self.ftab.places.len() >= self.max_flows as usize {
+            return Err(io::Error::new(
+                io::ErrorKind::OutOfMemory,
+                format!("flow table full ({} flows)", self.max_flows),
+            ));
+        }
+        let img = ftab_image(&k, &v);
+        match (place, img) {
+            (Some(FlowPlace::Slot(i)), Some(img)) => self.ftab.write(i, &img),
+            (Some(FlowPlace::Slot(i)), None) => {
+                // No longer fits a slot: into the hash map, then out of the array.
+                self.flows.insert(k, v, 0).map_err(update_err)?;
+                self.ftab.release(i);
+                self.ftab.places.insert(k, FlowPlace::Hash);
+            }
+            (_, Some(img)) => match self.ftab.free_slot(&k) {
+                Some(i) => {
+                    // The array is looked up first: from this write on it is the entry.
+                    self.ftab.write(i, &img);
+                    if place == Some(FlowPlace::Hash)
+                        && let Err(e) = self.hash_remove(&k)
+                    {
+                        self.ftab.release(i);
+                        return Err(e);
+                    }
+                    self.ftab.used[i as usize] = true;
+                    self.ftab.places.insert(k, FlowPlace::Slot(i));
+                }
+                None => {
+                    self.flows.insert(k, v, 0).map_err(update_err)?;
+                    self.ftab.places.insert(k, FlowPlace::Hash);
+                }
+            },
+            (_, None) => {
+                self.flows.insert(k, v, 0).map_err(update_err)?;
+                self.ftab.places.insert(k, FlowPlace::Hash);
+            }
+        }
+        Ok(())
     }
 
-    /// Remove the entry of `key`: its packets go to user space again. `false` when there
-    /// was none.
-    ///
-    /// # Errors
-    ///
-    /// `InvalidInput` for a key no entry can have (mixed families, not TCP/UDP); the
-    /// kernel's error of the delete other than "not found".
-    pub fn flow_remove(&mut self, key: &FlowKey) -> io::Result<bool> {
-        let k = key.encode()?;
-        match self.flows.remove(&k) {
+    /// Delete `k` from the hash map: `false` when it was not there.
+    fn hash_remove(&mut self, k: &FlowKeyRaw) -> io::Result<bool> {
+        match self.flows.remove(k) {
             Ok(()) => Ok(true),
             Err(aya::maps::MapError::KeyNotFound) => Ok(false),
             Err(e) => {
@@ -399,6 +608,25 @@ impl XdpProgram {
                 }
             }
         }
+    }
+
+    /// Remove the entry of `key`: its packets go to user space again. `false` when there
+    /// was none.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` for a key no entry can have (mixed families, not TCP/UDP); the
+    /// kernel's error of the delete other than "not found".
+    pub fn flow_remove(&mut self, key: &FlowKey) -> io::Result<bool> {
+        let k = key.encode()?;
+        if let Some(FlowPlace::Slot(i)) = self.ftab.place(&k) {
+            self.ftab.release(i);
+            self.ftab.places.remove(&k);
+            return Ok(true);
+        }
+        let removed = self.hash_remove(&k)?;
+        self.ftab.places.remove(&k);
+        Ok(removed)
     }
 
     /// Remove every entry; returns how many there were. Counters are left as they are
@@ -414,17 +642,25 @@ impl XdpProgram {
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| aya_err("bpf(map get next key)", MAP_FLOWS, e))?;
         let mut n = 0;
+        let slots: Vec<(FlowKeyRaw, u32)> = self
+            .ftab
+            .places
+            .iter()
+            .filter_map(|(k, p)| match p {
+                FlowPlace::Slot(i) => Some((*k, *i)),
+                FlowPlace::Hash => None,
+            })
+            .collect();
+        for (k, i) in slots {
+            self.ftab.release(i);
+            self.ftab.places.remove(&k);
+            n += 1;
+        }
         for k in keys {
-            match self.flows.remove(&k) {
-                Ok(()) => n += 1,
-                Err(aya::maps::MapError::KeyNotFound) => {}
-                Err(e) => {
-                    let e = aya_err("bpf(map delete)", MAP_FLOWS, e);
-                    if e.kind() != io::ErrorKind::NotFound {
-                        return Err(e);
-                    }
-                }
+            if self.hash_remove(&k)? {
+                n += 1;
             }
+            self.ftab.places.remove(&k);
         }
         Ok(n)
     }
