@@ -770,31 +770,7 @@ fn long_download_keeps_going_while_servers_change() {
         }
     });
     let (got, bad) = std::thread::scope(|sc| {
-        let download = sc.spawn(|| {
-            lab.client
-                .run(|| {
-                    let mut s = TcpStream::connect_timeout(&vip4(), Duration::from_secs(5))?;
-                    s.set_read_timeout(Some(Duration::from_secs(10)))?;
-                    let mut buf = vec![0u8; 65536];
-                    let mut got = 0usize;
-                    let mut bad = 0usize;
-                    let start = Instant::now();
-                    while got < SIZE && start.elapsed() < Duration::from_secs(60) {
-                        let n = s.read(&mut buf)?;
-                        if n == 0 {
-                            break;
-                        }
-                        for (i, b) in buf[..n].iter().enumerate() {
-                            if *b != (((got + i) % 65536) % 251) as u8 {
-                                bad += 1;
-                            }
-                        }
-                        got += n;
-                    }
-                    Ok::<_, std::io::Error>((got, bad))
-                })
-                .expect("ns")
-        });
+        let dl = sc.spawn(|| download(&lab.client, vip4(), SIZE));
         // change the table while the download runs
         std::thread::sleep(Duration::from_millis(200));
         d.ok(&format!("-a -t {VIP}:{PORT} -r 198.19.0.3:{PORT} -m -w 2"));
@@ -803,7 +779,7 @@ fn long_download_keeps_going_while_servers_change() {
         d.ok(&format!("-d -t {VIP}:{PORT} -r 198.19.0.4:{PORT}"));
         d.ok(&format!("-E -t {VIP}:{PORT} -s rr"));
         d.ok(&format!("-e -t {VIP}:{PORT} -r 198.19.0.2:{PORT} -m -w 3"));
-        download.join().expect("download thread").expect("download")
+        dl.join().expect("download thread")
     });
     server.join().expect("server");
     assert_eq!(got, SIZE, "every byte arrived");
@@ -944,18 +920,7 @@ fn metrics_scraped_over_http_show_the_traffic() {
     for _ in 0..3 {
         who(&lab.client, vip4());
     }
-    let text = lab
-        .director
-        .run(|| {
-            let mut s = TcpStream::connect("127.0.0.1:9105")?;
-            s.set_read_timeout(Some(Duration::from_secs(5)))?;
-            s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")?;
-            let mut out = String::new();
-            s.read_to_string(&mut out)?;
-            Ok::<_, std::io::Error>(out)
-        })
-        .expect("ns")
-        .expect("scrape");
+    let text = scrape(&lab.director, "127.0.0.1:9105");
     assert!(text.starts_with("HTTP/1.1 200 OK"), "{text}");
     assert!(text.contains("\nnode_ipvs_connections_total 3\n"), "{text}");
     let weight = format!(
