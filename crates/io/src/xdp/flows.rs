@@ -257,34 +257,69 @@ impl FlowEntry {
     }
 }
 
-/// Map the first `bytes` bytes (rounded up to pages) of the `BPF_F_MMAPABLE` array `map`
-/// shared and writable; the caller unmaps `(base, len)`.
-fn mmap_array(map: &MapData, bytes: usize, name: &str) -> io::Result<(NonNull<u8>, usize)> {
-    // SAFETY: sysconf has no memory effects.
-    let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) })
-        .ok()
-        .filter(|&p| p > 0)
-        .unwrap_or(4096);
-    let len = bytes.div_ceil(page).max(1) * page;
-    let fd = map.fd().as_fd().as_raw_fd();
-    // SAFETY: a fresh shared mapping of `len` bytes of the map's fd at offset 0; the
-    // kernel checks the length against the map's size and its BPF_F_MMAPABLE flag.
-    let p = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
+/// The first bytes of a `BPF_F_MMAPABLE` array map, mapped shared and writable into this
+/// process; unmapped on drop. Only hands out a pointer: its users access the memory
+/// atomically (the program reads or updates it concurrently).
+struct MappedArray {
+    base: NonNull<u8>,
+    len: usize,
+    /// The map; kept open while mapped (the mapping would survive it anyway).
+    _map: MapData,
+}
+
+// SAFETY: the mapping is plain shared memory owned by this value and only reachable through
+// `ptr`, whose users access it atomically; moving or sharing the value between threads is
+// sound.
+unsafe impl Send for MappedArray {}
+// SAFETY: as above: `&self` gives out only a raw pointer.
+unsafe impl Sync for MappedArray {}
+
+impl MappedArray {
+    /// Map the first `bytes` bytes (rounded up to pages) of `map`.
+    fn new(map: MapData, bytes: usize, name: &str) -> io::Result<Self> {
+        // SAFETY: sysconf has no memory effects.
+        let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) })
+            .ok()
+            .filter(|&p| p > 0)
+            .unwrap_or(4096);
+        let len = bytes.div_ceil(page).max(1) * page;
+        let fd = map.fd().as_fd().as_raw_fd();
+        // SAFETY: a fresh shared mapping of `len` bytes of the map's fd at offset 0; the
+        // kernel checks the length against the map's size and its BPF_F_MMAPABLE flag.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                fd,
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(os_err("mmap", name, io::Error::last_os_error()));
+        }
+        let base = NonNull::new(p.cast::<u8>())
+            .ok_or_else(|| io::Error::other("mmap returned a null mapping"))?;
+        Ok(Self {
+            base,
             len,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_SHARED,
-            fd,
-            0,
-        )
-    };
-    if p == libc::MAP_FAILED {
-        return Err(os_err("mmap", name, io::Error::last_os_error()));
+            _map: map,
+        })
     }
-    let base = NonNull::new(p.cast::<u8>())
-        .ok_or_else(|| io::Error::other("mmap returned a null mapping"))?;
-    Ok((base, len))
+
+    /// Start of the mapping (page-aligned, `len` bytes, valid while `self` lives).
+    fn ptr(&self) -> *mut u8 {
+        self.base.as_ptr()
+    }
+}
+
+impl Drop for MappedArray {
+    fn drop(&mut self) {
+        // SAFETY: the mapping made in `new`, unmapped once; references derived from `ptr`
+        // borrow the value that owns `self`, so none outlives it.
+        unsafe { libc::munmap(self.base.as_ptr().cast(), self.len) };
+    }
 }
 
 /// `struct rvs_flow_stat`.
@@ -293,30 +328,15 @@ const STAT_SIZE: usize = 16;
 /// The `rvs_flow_stats` array mapped into this process (`BPF_F_MMAPABLE`): counters are
 /// read and reset with atomic loads and stores, no syscall.
 pub(crate) struct FlowStats {
-    base: NonNull<u8>,
-    len: usize,
+    mem: MappedArray,
     slots: u32,
-    /// The map; kept open while mapped (the mapping would survive it anyway).
-    _map: MapData,
 }
-
-// SAFETY: the mapping is plain shared memory owned by this value; every access goes
-// through `AtomicU64` (the program updates it with atomic adds concurrently), so sharing
-// or moving it between threads is sound.
-unsafe impl Send for FlowStats {}
-// SAFETY: as above: `&self` methods only do atomic loads and stores.
-unsafe impl Sync for FlowStats {}
 
 impl FlowStats {
     /// Map `slots` counters of the array map `map`.
     pub(crate) fn map(map: MapData, slots: u32) -> io::Result<Self> {
-        let (base, len) = mmap_array(&map, slots as usize * STAT_SIZE, super::MAP_FLOW_STATS)?;
-        Ok(Self {
-            base,
-            len,
-            slots,
-            _map: map,
-        })
+        let mem = MappedArray::new(map, slots as usize * STAT_SIZE, super::MAP_FLOW_STATS)?;
+        Ok(Self { mem, slots })
     }
 
     /// The two counters of slot `idx`, or `None` out of range.
@@ -326,11 +346,11 @@ impl FlowStats {
         }
         let off = idx as usize * STAT_SIZE;
         // SAFETY: `off + 16 <= slots * 16 <= len`: inside the mapping, which lives as long
-        // as `self`; the mapping is page-aligned and the offset a multiple of 16, so both
+        // as `self` (it owns it); the mapping is page-aligned and the offset a multiple of 16, so both
         // words are 8-byte aligned. The memory is only ever accessed atomically (here and
         // by the program's atomic adds).
         unsafe {
-            let p = self.base.as_ptr().add(off).cast::<u64>();
+            let p = self.mem.ptr().add(off).cast::<u64>();
             Some([AtomicU64::from_ptr(p), AtomicU64::from_ptr(p.add(1))])
         }
     }
@@ -346,14 +366,6 @@ impl FlowStats {
             p.store(0, Ordering::Relaxed);
             b.store(0, Ordering::Relaxed);
         }
-    }
-}
-
-impl Drop for FlowStats {
-    fn drop(&mut self) {
-        // SAFETY: the mapping made in `map`, unmapped once; no reference into it outlives
-        // `self` (`slot` borrows `self`).
-        unsafe { libc::munmap(self.base.as_ptr().cast(), self.len) };
     }
 }
 
@@ -418,32 +430,21 @@ pub(crate) enum FlowPlace {
 /// The `rvs_ftab` array mapped into this process, and where each flow of the program
 /// lives (this process is the tables' only writer).
 pub(crate) struct FlowTab {
-    base: NonNull<u8>,
-    len: usize,
+    mem: MappedArray,
     slots: u32,
     used: Vec<bool>,
     places: HashMap<FlowKeyRaw, FlowPlace>,
-    /// The map; kept open while mapped.
-    _map: MapData,
 }
-
-// SAFETY: the mapping is shared memory owned by this value; every access goes through
-// `AtomicU32` (the program reads it concurrently), so moving it between threads is sound.
-unsafe impl Send for FlowTab {}
-// SAFETY: `&self` methods only do atomic loads and stores on the mapping.
-unsafe impl Sync for FlowTab {}
 
 impl FlowTab {
     /// Map the `slots` slots (a power of two) of the array map `map`.
     pub(crate) fn map(map: MapData, slots: u32) -> io::Result<Self> {
-        let (base, len) = mmap_array(&map, slots as usize * FTAB_SLOT_SIZE, MAP_FTAB)?;
+        let mem = MappedArray::new(map, slots as usize * FTAB_SLOT_SIZE, MAP_FTAB)?;
         Ok(Self {
-            base,
-            len,
+            mem,
             slots,
             used: vec![false; slots as usize],
             places: HashMap::new(),
-            _map: map,
         })
     }
 
@@ -454,10 +455,10 @@ impl FlowTab {
         }
         let off = idx as usize * FTAB_SLOT_SIZE;
         // SAFETY: `off + 64 <= slots * 64 <= len`: inside the mapping, which lives as long
-        // as `self`; the mapping is page-aligned and the offset a multiple of 64, so the
+        // as `self` (it owns it); the mapping is page-aligned and the offset a multiple of 64, so the
         // words are 4-byte aligned. `[AtomicU32; 16]` has the layout of `[u32; 16]`, and
         // the memory is only accessed atomically here (the program only reads it).
-        unsafe { Some(&*self.base.as_ptr().add(off).cast::<[AtomicU32; 16]>()) }
+        unsafe { Some(&*self.mem.ptr().add(off).cast::<[AtomicU32; 16]>()) }
     }
 
     /// Write `img` into slot `idx` under the sequence lock: `seq` odd, the fields, `seq`
@@ -512,14 +513,6 @@ impl FlowTab {
         if let Some(w) = self.words(idx) {
             w[0].store(seq, Ordering::SeqCst);
         }
-    }
-}
-
-impl Drop for FlowTab {
-    fn drop(&mut self) {
-        // SAFETY: the mapping made in `map`, unmapped once; no reference into it outlives
-        // `self` (`words` borrows `self`).
-        unsafe { libc::munmap(self.base.as_ptr().cast(), self.len) };
     }
 }
 
