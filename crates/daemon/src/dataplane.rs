@@ -441,6 +441,9 @@ impl DataPlane {
         let Some(fast) = &mut self.fast else {
             return;
         };
+        if !fast.take_events(lb) {
+            return;
+        }
         let mut progs: Vec<Option<&mut XdpProgram>> =
             self.socks.iter_mut().map(Port::program).collect();
         let (routes, meta, neigh) = (&mut self.routes, &self.meta, &mut self.neigh);

@@ -101,9 +101,16 @@ impl FastPath {
         }
     }
 
-    /// Carry out the core's pending offload events. `ingress`: the port whose frames were
-    /// just processed (installs go there); `egress` resolves a next hop to an interface and
-    /// MAC addresses, or None when not known yet.
+    /// Take the core's pending offload events; true when there are any for [`Self::apply`]
+    /// (checked first so that the common case, none, costs nothing more).
+    pub(crate) fn take_events(&mut self, lb: &mut Balancer) -> bool {
+        lb.take_offload_events(&mut self.events);
+        !self.events.is_empty()
+    }
+
+    /// Carry out the events taken by [`Self::take_events`]. `ingress`: the port whose
+    /// frames were just processed (installs go there); `egress` resolves a next hop to an
+    /// interface and MAC addresses, or None when not known yet.
     pub(crate) fn apply(
         &mut self,
         lb: &mut Balancer,
@@ -112,10 +119,6 @@ impl FastPath {
         progs: &mut [Option<&mut XdpProgram>],
         mut egress: impl FnMut(IpAddr) -> Option<Egress>,
     ) {
-        lb.take_offload_events(&mut self.events);
-        if self.events.is_empty() {
-            return;
-        }
         let events = std::mem::take(&mut self.events);
         for ev in &events {
             match *ev {
