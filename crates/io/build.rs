@@ -29,6 +29,7 @@ const BUILDS: [(&str, &str, &[&str]); 4] = [
 fn main() {
     println!("cargo:rerun-if-changed=bpf/steer.c");
     println!("cargo:rerun-if-changed=bpf/gen.c");
+    println!("cargo:rerun-if-changed=bpf/rvs_bpf.h");
     println!("cargo:rerun-if-env-changed=RVS_BPF_CLANG");
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
     let clang = env::var("RVS_BPF_CLANG").unwrap_or_else(|_| "clang".to_owned());

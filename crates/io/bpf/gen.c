@@ -18,32 +18,7 @@
 // Self-contained (no kernel or libbpf headers), as steer.c: `clang -target bpf -O2 -g -c`.
 // The parameter layout must match `xdp::gen::GenParams` byte for byte.
 
-typedef unsigned char __u8;
-typedef unsigned short __u16;
-typedef unsigned int __u32;
-typedef unsigned long long __u64;
-
-#define SEC(name) __attribute__((section(name), used))
-#define __uint(name, val) int (*name)[val]
-#define __type(name, val) typeof(val) *name
-
-// Kernel UAPI values (linux/bpf.h).
-#define BPF_MAP_TYPE_ARRAY 2
-#define BPF_MAP_TYPE_PERCPU_ARRAY 6
-#define XDP_ABORTED 0
-#define XDP_TX 3
-
-// Helpers by number (linux/bpf.h, enum bpf_func_id).
-static void *(*bpf_map_lookup_elem)(void *map, const void *key) = (void *)1;
-
-struct xdp_md {
-	__u32 data;
-	__u32 data_end;
-	__u32 data_meta;
-	__u32 ingress_ifindex;
-	__u32 rx_queue_index;
-	__u32 egress_ifindex;
-};
+#include "rvs_bpf.h"
 
 // Filled by user space before the run. Ports in host byte order.
 struct gen_params {

@@ -30,29 +30,9 @@
 // only clang: `clang -target bpf -O2 -g -c steer.c`. The key layout must match
 // `xdp::rules::SteerKey` byte for byte.
 
-typedef unsigned char __u8;
-typedef unsigned short __u16;
-typedef unsigned int __u32;
-typedef unsigned long long __u64;
+#include "rvs_bpf.h"
 
-#define SEC(name) __attribute__((section(name), used))
-#define __uint(name, val) int (*name)[val]
-#define __type(name, val) typeof(val) *name
-#define INLINE static inline __attribute__((always_inline))
-
-// Kernel UAPI values (linux/bpf.h, linux/if_ether.h, linux/in.h).
-#define BPF_MAP_TYPE_HASH 1
-#define BPF_MAP_TYPE_ARRAY 2
-#define BPF_MAP_TYPE_PERCPU_ARRAY 6
-#define BPF_MAP_TYPE_XSKMAP 17
-#define BPF_F_NO_PREALLOC 1
-#define BPF_F_MMAPABLE (1U << 10)
-#define XDP_ABORTED 0
-#define XDP_DROP 1
-#define XDP_PASS 2
-#define XDP_TX 3
-#define XDP_REDIRECT 4
-
+// Kernel UAPI values (linux/if_ether.h, linux/in.h).
 #define ETH_P_IP 0x0800
 #define ETH_P_IPV6 0x86DD
 #define ETH_P_8021Q 0x8100
@@ -74,21 +54,11 @@ typedef unsigned long long __u64;
 #define MAX_EXT 6  // IPv6 extension headers walked before giving up
 
 // Helpers by number (linux/bpf.h, enum bpf_func_id).
-static void *(*bpf_map_lookup_elem)(void *map, const void *key) = (void *)1;
 static long (*bpf_redirect)(__u32 ifindex, __u64 flags) = (void *)23;
 static long (*bpf_xdp_adjust_head)(void *ctx, int delta) = (void *)44;
 static long (*bpf_redirect_map)(void *map, __u64 key, __u64 flags) = (void *)51;
 static long (*bpf_xdp_adjust_tail)(void *ctx, int delta) = (void *)65;
 static __u64 (*bpf_xdp_get_buff_len)(void *ctx) = (void *)188;
-
-struct xdp_md {
-	__u32 data;
-	__u32 data_end;
-	__u32 data_meta;
-	__u32 ingress_ifindex;
-	__u32 rx_queue_index;
-	__u32 egress_ifindex;
-};
 
 // What a rule matches (`kind`).
 enum kind {
