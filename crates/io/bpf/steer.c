@@ -59,6 +59,9 @@ static long (*bpf_xdp_adjust_head)(void *ctx, int delta) = (void *)44;
 static long (*bpf_redirect_map)(void *map, __u64 key, __u64 flags) = (void *)51;
 static long (*bpf_xdp_adjust_tail)(void *ctx, int delta) = (void *)65;
 static __u64 (*bpf_xdp_get_buff_len)(void *ctx) = (void *)188;
+static long (*bpf_skb_change_tail)(void *skb, __u32 len, __u64 flags) = (void *)38;
+static long (*bpf_skb_pull_data)(void *skb, __u32 len) = (void *)39;
+static long (*bpf_skb_adjust_room)(void *skb, int len_diff, __u32 mode, __u64 flags) = (void *)50;
 
 // What a rule matches (`kind`).
 enum kind {
@@ -546,264 +549,90 @@ INLINE void nat_rewrite(__u32 *a, __u16 *p, __u16 *c, __u16 *ipc, int v6, int ud
 	*c = l4c;
 }
 
-// Prepend the IP-in-IP outer header (rvs-core `encapsulate`, TunnelType::Ipip). `ttl` is
-// the inner TTL after the decrement. Returns 0, or -1 when the head could not grow.
-INLINE int encap(struct xdp_md *ctx, const struct rvs_flow *f, int inner_v6, __u32 ip_len,
-		 __u8 tos, __u8 ttl, int inner_df)
+// The XDP instance: the frame may be a multi-buffer one (the headers are in the first
+// buffer, which `end` bounds); room is made in front of the frame and the Ethernet header
+// moved there; a frame leaving where it came in takes XDP_TX.
+INLINE int xdp_push(struct xdp_md *ctx, int n)
 {
-	__u8 proto = inner_v6 ? 41 : 4;
-	tos = outer_tos(tos);
-	if (f->outer_family == 6) {
-		if (bpf_xdp_adjust_head(ctx, -40))
-			return -1;
-		__u8 *data = (__u8 *)(long)ctx->data;
-		__u8 *end = (__u8 *)(long)ctx->data_end;
-		if (data + ETH_HLEN + 40 > end)
-			return -1;
-		__builtin_memcpy(data, data + 40, 12);
-		*(__u16 *)(data + 12) = bswap16(ETH_P_IPV6);
-		__u8 *o = data + ETH_HLEN;
-		o[0] = 0x60 | (tos >> 4);
-		o[1] = (__u8)(tos << 4);
-		o[2] = 0;
-		o[3] = 0;
-		*(__u16 *)(o + 4) = bswap16((__u16)ip_len);
-		o[6] = proto;
-		o[7] = ttl;
-		__u32 *s = (__u32 *)(o + 8), *d = (__u32 *)(o + 24);
-		s[0] = f->tsrc[0];
-		s[1] = f->tsrc[1];
-		s[2] = f->tsrc[2];
-		s[3] = f->tsrc[3];
-		d[0] = f->addr[0];
-		d[1] = f->addr[1];
-		d[2] = f->addr[2];
-		d[3] = f->addr[3];
-		return 0;
-	}
-	__u32 zero = 0, ident = 0;
-	__u32 *id = bpf_map_lookup_elem(&rvs_ip_ident, &zero);
-	if (id) {
-		ident = *id + 1;
-		*id = ident;
-	}
-	if (bpf_xdp_adjust_head(ctx, -20))
+	if (bpf_xdp_adjust_head(ctx, -n))
 		return -1;
 	__u8 *data = (__u8 *)(long)ctx->data;
 	__u8 *end = (__u8 *)(long)ctx->data_end;
-	if (data + ETH_HLEN + 20 > end)
+	if (data + n + 12 > end)
 		return -1;
-	__builtin_memcpy(data, data + 20, 12);
-	*(__u16 *)(data + 12) = bswap16(ETH_P_IP);
-	__u8 *o = data + ETH_HLEN;
-	o[0] = 0x45;
-	o[1] = tos;
-	*(__u16 *)(o + 2) = bswap16((__u16)(20 + ip_len));
-	*(__u16 *)(o + 4) = bswap16((__u16)ident);
-	*(__u16 *)(o + 6) = ((f->flags & FLOW_COPY_DF) && inner_df) ? bswap16(0x4000) : 0;
-	o[8] = ttl;
-	o[9] = proto;
-	*(__u16 *)(o + 10) = 0;
-	__u32 *w = (__u32 *)o;
-	w[3] = f->tsrc[0];
-	w[4] = f->addr[0];
-	__u64 s = (__u64)w[0] + w[1] + w[2] + w[3] + w[4];
-	*(__u16 *)(o + 10) = not16(fold64(s));
+	__builtin_memcpy(data, data + n, 12);
 	return 0;
 }
+#define FP_NAME(n) n##_xdp
+#define FP_CTX struct xdp_md
+#define FP_PREPARE(ctx) 0
+#define FP_TRUNCATED(ctx, ip, ip_len, end) ((ip) + (ip_len) > (end))
+#define FP_BUFLEN(ctx) bpf_xdp_get_buff_len(ctx)
+#define FP_TRIM(ctx, blen, want) bpf_xdp_adjust_tail(ctx, -(int)((blen) - (want)))
+#define FP_PUSH(ctx, n) xdp_push(ctx, n)
+#define FP_MIXED_IPIP 1
+#define FP_FORWARD(ctx, ifindex) \
+	((ifindex) == (ctx)->ingress_ifindex ? XDP_TX : (int)bpf_redirect(ifindex, 0))
+#define FP_DROP XDP_DROP
+#include "fast.h"
+#undef FP_NAME
+#undef FP_CTX
+#undef FP_PREPARE
+#undef FP_TRUNCATED
+#undef FP_BUFLEN
+#undef FP_TRIM
+#undef FP_PUSH
+#undef FP_MIXED_IPIP
+#undef FP_FORWARD
+#undef FP_DROP
 
-// Look the packet up in `rvs_ftab` (IPv4), then `rvs_flows`, and forward it when it is an established flow's.
-// Returns the verdict, or FP_CONTINUE (frame unmodified) to go on to the steering.
-INLINE int fast_path(struct xdp_md *ctx)
+// The TC instance, for a socket buffer at the ingress hook (tcx): the same table and
+// rewrites without the copy into a page that XDP on an skb costs (veth, generic XDP).
+// The headers are pulled into the linear part first; GSO (GRO-merged) and VLAN-tagged
+// (tag in the metadata) buffers are not taken; room for an outer header is made with
+// bpf_skb_adjust_room, which keeps the buffer's protocol, so an outer header of the other
+// family is not added here (rvsd does not install such flows on this hook).
+#define TC_PULL (ETH_HLEN + 40 + 20) // Ethernet, IPv6, TCP without options
+INLINE int tc_prepare(struct __sk_buff *skb)
 {
-	__u8 *data = (__u8 *)(long)ctx->data;
-	__u8 *end = (__u8 *)(long)ctx->data_end;
-	struct rvs_flow_key k = {};
-	__u32 ip_len, l3hdr, l4min;
-	__u8 ttl, tos, proto, inner_df;
-	int v6;
-
-	if (data + ETH_HLEN > end)
-		return FP_CONTINUE;
-	// Untagged only: a VLAN tag goes to user space.
-	__u16 et = *(__u16 *)(data + 12);
-	__u8 *ip = data + ETH_HLEN;
-	if (et == bswap16(ETH_P_IP)) {
-		if (ip + 20 > end)
-			return FP_CONTINUE;
-		if (ip[0] != 0x45) // version 4, no options
-			return FP_CONTINUE;
-		if (*(__u16 *)(ip + 6) & bswap16(0x3fff)) // MF or an offset: a fragment
-			return FP_CONTINUE;
-		const __u32 *w = (const __u32 *)ip;
-		if (fold64((__u64)w[0] + w[1] + w[2] + w[3] + w[4]) != 0xffff)
-			return FP_CONTINUE; // bad header checksum: user space counts the drop
-		proto = ip[9];
-		ip_len = bswap16(*(__u16 *)(ip + 2));
-		l3hdr = 20;
-		ttl = ip[8];
-		tos = ip[1];
-		inner_df = (ip[6] & 0x40) != 0;
-		v6 = 0;
-		k.family = 4;
-		k.saddr[0] = w[3];
-		k.daddr[0] = w[4];
-	} else if (et == bswap16(ETH_P_IPV6)) {
-		if (ip + 40 > end)
-			return FP_CONTINUE;
-		if ((ip[0] >> 4) != 6)
-			return FP_CONTINUE;
-		__u32 plen = bswap16(*(__u16 *)(ip + 4));
-		if (plen == 0) // jumbogram
-			return FP_CONTINUE;
-		proto = ip[6]; // extension headers are not taken
-		ip_len = 40 + plen;
-		l3hdr = 40;
-		ttl = ip[7];
-		tos = ((ip[0] & 0x0f) << 4) | (ip[1] >> 4);
-		inner_df = 1;
-		v6 = 1;
-		const __u32 *w = (const __u32 *)ip;
-		k.family = 6;
-		k.saddr[0] = w[2];
-		k.saddr[1] = w[3];
-		k.saddr[2] = w[4];
-		k.saddr[3] = w[5];
-		k.daddr[0] = w[6];
-		k.daddr[1] = w[7];
-		k.daddr[2] = w[8];
-		k.daddr[3] = w[9];
-	} else {
-		return FP_CONTINUE;
-	}
-	if (proto == IPPROTO_TCP)
-		l4min = 20;
-	else if (proto == IPPROTO_UDP)
-		l4min = 8;
-	else
-		return FP_CONTINUE;
-	if (ip_len < l3hdr + l4min || ip_len > 0xffff)
-		return FP_CONTINUE;
-	if (ip + ip_len > end) // truncated
-		return FP_CONTINUE;
-	__u8 *l4 = ip + l3hdr;
-	__u8 tcp_flags = 0;
-	if (proto == IPPROTO_TCP) {
-		if (l4 + 20 > end)
-			return FP_CONTINUE;
-		__u32 doff = (__u32)(l4[12] >> 4) * 4;
-		if (doff < 20 || doff > ip_len - l3hdr)
-			return FP_CONTINUE;
-		tcp_flags = l4[13];
-	} else {
-		if (l4 + 8 > end)
-			return FP_CONTINUE;
-	}
-	k.proto = proto;
-	k.sport = *(__u16 *)l4;
-	k.dport = *(__u16 *)(l4 + 2);
-
-	struct rvs_flow fv = {};
-	struct rvs_flow *f;
-	if (!v6 && ftab_lookup(k.saddr[0], k.daddr[0], k.sport, k.dport, proto, &fv))
-		f = &fv;
-	else
-		f = bpf_map_lookup_elem(&rvs_flows, &k);
-	if (!f)
-		return FP_CONTINUE;
-	if (tcp_flags & 0x07) // FIN, SYN, RST
-		return count(STAT_FAST_PASS_FLAGS, FP_CONTINUE);
-	if (ttl <= 1)
-		return count(STAT_FAST_PASS_TTL, FP_CONTINUE);
-	if (ip_len > f->max_len)
-		return count(STAT_FAST_PASS_BIG, FP_CONTINUE);
-
-	// Trim Ethernet padding: the frame ends with the IP packet.
-	__u64 blen = bpf_xdp_get_buff_len(ctx);
-	__u64 want = ETH_HLEN + ip_len;
-	if (blen > want) {
-		if (bpf_xdp_adjust_tail(ctx, -(int)(blen - want)))
-			return count(STAT_FAST_DROP, XDP_DROP);
-	}
-
-	// From here the headers are at fixed offsets: 14, then 14 + 20 or 14 + 40.
-	data = (__u8 *)(long)ctx->data;
-	end = (__u8 *)(long)ctx->data_end;
-	__u8 act = f->action;
-	int udp = proto == IPPROTO_UDP;
-	if (v6) {
-		ip = data + ETH_HLEN;
-		if (ip + 40 + 8 > end) // checked before the trim; again for the verifier
-			return count(STAT_FAST_DROP, XDP_DROP);
-		l4 = ip + 40;
-		ip[7] = ttl - 1;
-		if (act == ACT_DNAT || act == ACT_SNAT) {
-			int snat = act == ACT_SNAT;
-			__u32 *a = (__u32 *)(ip + (snat ? 8 : 24));
-			__u16 *p = (__u16 *)(l4 + (snat ? 0 : 2));
-			if (udp) {
-				nat_rewrite(a, p, (__u16 *)(l4 + 6), 0, 1, 1, f);
-			} else {
-				if (l4 + 20 > end)
-					return count(STAT_FAST_DROP, XDP_DROP);
-				nat_rewrite(a, p, (__u16 *)(l4 + 16), 0, 1, 0, f);
-			}
-		}
-	} else {
-		ip = data + ETH_HLEN;
-		if (ip + 20 + 8 > end)
-			return count(STAT_FAST_DROP, XDP_DROP);
-		l4 = ip + 20;
-		__u16 *ttlw = (__u16 *)(ip + 8);
-		__u16 old = *ttlw;
-		ip[8] = ttl - 1;
-		__u16 *ipc = (__u16 *)(ip + 10);
-		*ipc = csum_upd16(*ipc, old, *ttlw);
-		if (act == ACT_DNAT || act == ACT_SNAT) {
-			int snat = act == ACT_SNAT;
-			__u32 *a = (__u32 *)(ip + (snat ? 12 : 16));
-			__u16 *p = (__u16 *)(l4 + (snat ? 0 : 2));
-			if (udp) {
-				nat_rewrite(a, p, (__u16 *)(l4 + 6), ipc, 0, 1, f);
-			} else {
-				if (l4 + 20 > end)
-					return count(STAT_FAST_DROP, XDP_DROP);
-				nat_rewrite(a, p, (__u16 *)(l4 + 16), ipc, 0, 0, f);
-			}
-		}
-	}
-	if (act == ACT_IPIP) {
-		if (encap(ctx, f, v6, ip_len, tos, ttl - 1, inner_df))
-			return count(STAT_FAST_DROP, XDP_DROP);
-		data = (__u8 *)(long)ctx->data;
-		end = (__u8 *)(long)ctx->data_end;
-		if (data + ETH_HLEN > end)
-			return count(STAT_FAST_DROP, XDP_DROP);
-	}
-	__builtin_memcpy(data, f->dmac, 6);
-	__builtin_memcpy(data + 6, f->smac, 6);
-
-	__u32 ci = f->counter;
-	struct rvs_flow_stat *st = bpf_map_lookup_elem(&rvs_flow_stats, &ci);
-	if (st) {
-		// Result unused: a plain atomic add, which -mcpu=v2 has too.
-		__sync_fetch_and_add(&st->packets, 1);
-		__sync_fetch_and_add(&st->bytes, ip_len);
-	}
-	if (f->ifindex == ctx->ingress_ifindex)
-		return count(STAT_FAST_FORWARD, XDP_TX);
-	return count(STAT_FAST_FORWARD, (int)bpf_redirect(f->ifindex, 0));
+	if (skb->gso_size || skb->vlan_present)
+		return 1;
+	__u32 n = skb->len < TC_PULL ? skb->len : TC_PULL;
+	return bpf_skb_pull_data(skb, n) != 0;
 }
+#define FP_NAME(n) n##_tc
+#define FP_CTX struct __sk_buff
+#define FP_PREPARE(ctx) tc_prepare(ctx)
+#define FP_TRUNCATED(ctx, ip, ip_len, end) (ETH_HLEN + (ip_len) > (ctx)->len)
+#define FP_BUFLEN(ctx) ((ctx)->len)
+#define FP_TRIM(ctx, blen, want) bpf_skb_change_tail(ctx, (__u32)(want), 0)
+#define FP_PUSH(ctx, n) bpf_skb_adjust_room(ctx, n, BPF_ADJ_ROOM_MAC, 0)
+#define FP_MIXED_IPIP 0
+#define FP_FORWARD(ctx, ifindex) ((int)bpf_redirect(ifindex, 0))
+#define FP_DROP TC_ACT_SHOT
+#include "fast.h"
 
 SEC("xdp")
 int rvs_steer(struct xdp_md *ctx)
 {
-	int r = fast_path(ctx);
+	int r = fast_path_xdp(ctx);
 	if (r >= 0)
 		return r;
 	return steer_frame(ctx);
 }
 
+// The fast path alone at the TC ingress hook (the AF_PACKET backend's choice): a packet
+// without a flow entry goes on unmodified (TC_ACT_UNSPEC: the next program, then the
+// stack, where rvsd's packet socket receives it).
+SEC("classifier")
+int rvs_tc(struct __sk_buff *skb)
+{
+	int r = fast_path_tc(skb);
+	if (r >= 0)
+		return r;
+	return count(STAT_PASS_NOMATCH, TC_ACT_UNSPEC);
+}
+
 // Only helpers open to every license are used (map lookup, redirect, redirect_map,
-// adjust_head/tail, get_buff_len).
+// adjust_head/tail, get_buff_len, skb pull_data/change_tail/adjust_room).
 char _license[] SEC("license") = "MIT OR Apache-2.0";

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use crate::MacAddr;
 use crate::neigh::{NeighCache, RouteKind, neigh_dump, proc_net_arp, route_get};
 use crate::netns::{Pair, skip_reason};
-use crate::nft::{IngressDrop, Proto, VipPort, nft_unavailable};
+use crate::nft::{DropHook, IngressDrop, Proto, VipPort, nft_unavailable};
 use crate::packet::{Fanout, FanoutMode, PacketOpts, PacketSocket, ifindex, mac_of};
 
 /// Build the pair or print why the test is skipped.
@@ -331,7 +331,18 @@ fn route_lookup_gives_interface_and_next_hop() {
 
 #[test]
 fn ingress_drop_hides_service_traffic_from_the_stack_not_from_the_packet_socket() {
-    let Some(lab) = lab("nft") else { return };
+    drop_hides_service_traffic(DropHook::Ingress, "nft");
+}
+
+/// The variant for the TC fast path: an `inet prerouting` drop, and a packet socket bound
+/// to IPv4 only (served after TC and netdev ingress).
+#[test]
+fn prerouting_drop_hides_service_traffic_from_the_stack_not_from_an_ipv4_socket() {
+    drop_hides_service_traffic(DropHook::Prerouting, "nftpre");
+}
+
+fn drop_hides_service_traffic(hook: DropHook, name: &str) {
+    let Some(lab) = lab(name) else { return };
     if let Some(why) = nft_unavailable() {
         eprintln!("skipped: {why}");
         return;
@@ -342,17 +353,27 @@ fn ingress_drop_hides_service_traffic_from_the_stack_not_from_the_packet_socket(
     let (guard, local, mut sock) = lab
         .a
         .run(|| {
-            let g = IngressDrop::apply("rvs_test", &[Pair::A_IF], &svc).expect("nft apply");
+            let g =
+                IngressDrop::apply_at("rvs_test", &[Pair::A_IF], &svc, hook).expect("nft apply");
             let u = UdpSocket::bind((Pair::A_V4, PORT)).expect("bind in a");
             u.set_read_timeout(Some(Duration::from_millis(100)))
                 .expect("timeout");
-            let s = PacketSocket::open(Pair::A_IF, &PacketOpts::default()).expect("open");
+            let opts = PacketOpts {
+                protocol: if hook == DropHook::Ingress {
+                    libc::ETH_P_ALL as u16
+                } else {
+                    libc::ETH_P_IP as u16
+                },
+                ..PacketOpts::default()
+            };
+            let s = PacketSocket::open(Pair::A_IF, &opts).expect("open");
             (g, u, s)
         })
         .expect("entering ns a");
     let listed = lab.a.exec("nft", &["list", "tables"]).expect("nft list");
     assert!(
-        String::from_utf8_lossy(&listed.stdout).contains("table netdev rvs_test"),
+        String::from_utf8_lossy(&listed.stdout)
+            .contains(&format!("table {} rvs_test", hook.family())),
         "table installed in ns a"
     );
 

@@ -121,6 +121,29 @@ impl VipPort {
     }
 }
 
+/// Where the drops sit in the kernel's receive path.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum DropHook {
+    /// Table `netdev`, one `ingress` chain per device: before IP processing, after the
+    /// packet sockets bound to every protocol (`ETH_P_ALL`) and after TC ingress.
+    #[default]
+    Ingress,
+    /// Table `inet`, one `prerouting` chain matching the devices by name: after the packet
+    /// sockets bound to IPv4 or IPv6 only, which the kernel serves after TC and `netdev
+    /// ingress` (so that frames a TC program forwarded never reach them).
+    Prerouting,
+}
+
+impl DropHook {
+    /// The nft family keyword of the table.
+    pub fn family(self) -> &'static str {
+        match self {
+            Self::Ingress => "netdev",
+            Self::Prerouting => "inet",
+        }
+    }
+}
+
 /// The sets of the table, indexed by [`VipPort::element`]: name, element type, and the
 /// match expression of the drop rule that uses it (`{spare}`: the spared-destination test of
 /// source rules).
@@ -217,6 +240,22 @@ pub fn ingress_drop_ruleset(
     devices: &[&str],
     services: &[VipPort],
 ) -> io::Result<String> {
+    drop_ruleset(table, devices, services, DropHook::Ingress)
+}
+
+/// [`ingress_drop_ruleset`] at either hook: with [`DropHook::Prerouting`] the table is of
+/// family `inet` and has one chain `prerouting` (priority -500, before defragmentation
+/// and conntrack) whose rules start with `iifname { ... }`, the devices.
+///
+/// # Errors
+///
+/// As [`ingress_drop_ruleset`].
+pub fn drop_ruleset(
+    table: &str,
+    devices: &[&str],
+    services: &[VipPort],
+    hook: DropHook,
+) -> io::Result<String> {
     check_table(table)?;
     if devices.is_empty() {
         return Err(invalid(
@@ -246,9 +285,10 @@ pub fn ingress_drop_ruleset(
     }
     let mut out = String::new();
     // Writing to a String cannot fail; the results are ignored on purpose.
-    let _ = writeln!(out, "table netdev {table}");
-    let _ = writeln!(out, "delete table netdev {table}");
-    let _ = writeln!(out, "table netdev {table} {{");
+    let fam = hook.family();
+    let _ = writeln!(out, "table {fam} {table}");
+    let _ = writeln!(out, "delete table {fam} {table}");
+    let _ = writeln!(out, "table {fam} {table} {{");
     let write_set = |out: &mut String, name: &str, ty: &str, elems: &[String]| {
         let _ = writeln!(out, "\tset {name} {{");
         let _ = writeln!(out, "\t\ttype {ty}");
@@ -267,12 +307,30 @@ pub fn ingress_drop_ruleset(
             write_set(&mut out, name, ty, &spare[fam]);
         }
     }
-    for (d, dev) in devices.iter().enumerate() {
-        let _ = writeln!(out, "\tchain ingress_{d} {{");
-        let _ = writeln!(
-            out,
-            "\t\ttype filter hook ingress device \"{dev}\" priority -500; policy accept;"
-        );
+    let chains: Vec<(String, String, String)> = match hook {
+        DropHook::Ingress => devices
+            .iter()
+            .enumerate()
+            .map(|(d, dev)| {
+                (
+                    format!("ingress_{d}"),
+                    format!("type filter hook ingress device \"{dev}\" priority -500;"),
+                    String::new(),
+                )
+            })
+            .collect(),
+        DropHook::Prerouting => {
+            let names: Vec<String> = devices.iter().map(|d| format!("\"{d}\"")).collect();
+            vec![(
+                "prerouting".to_owned(),
+                "type filter hook prerouting priority -500;".to_owned(),
+                format!("iifname {{ {} }} ", names.join(", ")),
+            )]
+        }
+    };
+    for (chain, decl, iif) in &chains {
+        let _ = writeln!(out, "\tchain {chain} {{");
+        let _ = writeln!(out, "\t\t{decl} policy accept;");
         for (i, (name, _, expr)) in SETS.iter().enumerate() {
             if sets[i].is_empty() {
                 continue;
@@ -284,7 +342,7 @@ pub fn ingress_drop_ruleset(
                 (true, true) if !spare[1].is_empty() => " ip6 daddr != @spare6",
                 _ => "",
             };
-            let _ = writeln!(out, "\t\t{expr} @{name}{guard} drop");
+            let _ = writeln!(out, "\t\t{iif}{expr} @{name}{guard} drop");
         }
         let _ = writeln!(out, "\t}}");
     }
@@ -368,6 +426,7 @@ pub fn run_nft_script(script: &str) -> io::Result<()> {
 #[derive(Debug)]
 pub struct IngressDrop {
     table: String,
+    hook: DropHook,
     ns: NetNsHandle,
     installed: bool,
 }
@@ -380,11 +439,26 @@ impl IngressDrop {
     ///
     /// `InvalidInput` from [`ingress_drop_ruleset`], or `nft`'s failure.
     pub fn apply(table: &str, devices: &[&str], services: &[VipPort]) -> io::Result<Self> {
-        let script = ingress_drop_ruleset(table, devices, services)?;
+        Self::apply_at(table, devices, services, DropHook::Ingress)
+    }
+
+    /// [`IngressDrop::apply`] at `hook` (see [`drop_ruleset`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`IngressDrop::apply`].
+    pub fn apply_at(
+        table: &str,
+        devices: &[&str],
+        services: &[VipPort],
+        hook: DropHook,
+    ) -> io::Result<Self> {
+        let script = drop_ruleset(table, devices, services, hook)?;
         let ns = NetNsHandle::current()?;
         run_nft_script(&script)?;
         Ok(Self {
             table: table.to_owned(),
+            hook,
             ns,
             installed: true,
         })
@@ -396,7 +470,7 @@ impl IngressDrop {
     ///
     /// As [`IngressDrop::apply`]; the old rules stay when this fails.
     pub fn update(&mut self, devices: &[&str], services: &[VipPort]) -> io::Result<()> {
-        let script = ingress_drop_ruleset(&self.table, devices, services)?;
+        let script = drop_ruleset(&self.table, devices, services, self.hook)?;
         self.ns.run_in(|| run_nft_script(&script))??;
         self.installed = true;
         Ok(())
@@ -422,7 +496,8 @@ impl IngressDrop {
         }
         // Create-then-delete so that a table removed behind our back is not an error.
         let script = format!(
-            "table netdev {t}\ndelete table netdev {t}\n",
+            "table {f} {t}\ndelete table {f} {t}\n",
+            f = self.hook.family(),
             t = self.table
         );
         self.ns.run_in(|| run_nft_script(&script))?
@@ -432,7 +507,11 @@ impl IngressDrop {
 impl Drop for IngressDrop {
     fn drop(&mut self) {
         if let Err(e) = self.delete() {
-            eprintln!("rvs-io: removing nftables table netdev {}: {e}", self.table);
+            eprintln!(
+                "rvs-io: removing nftables table {} {}: {e}",
+                self.hook.family(),
+                self.table
+            );
         }
     }
 }

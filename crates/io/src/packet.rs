@@ -51,9 +51,6 @@ use crate::{MacAddr, invalid, os_err, syscall};
 /// (outer IPv6 + UDP + GUE is 56 bytes; IPv6-in-IPv6 is 40) with room to spare.
 pub const HEADROOM: usize = 128;
 
-/// `ETH_P_ALL` in network byte order, as `sll_protocol` and `socket(2)` want it.
-const ETH_P_ALL_BE: u16 = (libc::ETH_P_ALL as u16).to_be();
-
 /// Frames per `sendmmsg(2)` call.
 const TX_CHUNK: usize = 64;
 
@@ -120,6 +117,11 @@ pub struct PacketOpts {
     pub promiscuous: bool,
     /// Join a fanout group (default none).
     pub fanout: Option<Fanout>,
+    /// Receive frames of this EtherType only (host order; default `ETH_P_ALL`, every
+    /// frame). With `ETH_P_ALL` the kernel hands frames over before its ingress hooks (TC,
+    /// nftables `netdev ingress`); with a particular type, after them, so that frames a TC
+    /// program redirects or drops never reach the socket.
+    pub protocol: u16,
 }
 
 impl Default for PacketOpts {
@@ -133,6 +135,7 @@ impl Default for PacketOpts {
             ignore_outgoing: true,
             promiscuous: false,
             fanout: None,
+            protocol: libc::ETH_P_ALL as u16,
         }
     }
 }
@@ -264,7 +267,7 @@ impl PacketSocket {
         let ring_len = opts.validate()?;
         let ifindex = ifindex(ifname)?;
         // Protocol 0: no frame is queued before the ring exists and the socket is bound to
-        // the interface; `bind` below sets ETH_P_ALL.
+        // the interface; `bind` below sets the protocol.
         // SAFETY: plain socket(2) call, no pointers.
         let raw = syscall(unsafe {
             libc::socket(
@@ -337,7 +340,7 @@ impl PacketSocket {
         // SAFETY: sockaddr_ll is plain old data; all-zero is a valid value.
         let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
         sll.sll_family = libc::AF_PACKET as u16;
-        sll.sll_protocol = ETH_P_ALL_BE;
+        sll.sll_protocol = opts.protocol.to_be();
         sll.sll_ifindex = i32::try_from(ifindex).map_err(|_| invalid("ifindex out of range"))?;
         // SAFETY: `sll` is a valid sockaddr_ll and the length passed is its size.
         syscall(unsafe {

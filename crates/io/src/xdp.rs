@@ -149,7 +149,7 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::time::Duration;
 
 use aya::maps::{HashMap as BpfHashMap, MapData, PerCpuArray, XskMap};
-use aya::programs::Xdp;
+use aya::programs::{SchedClassifier, Xdp};
 
 pub use self::flows::{DEFAULT_MAX_FLOWS, FlowEntry, FlowKey, FlowRewrite, MAX_MAX_FLOWS};
 use self::flows::{FlowKeyRaw, FlowStats, FlowTab, FlowValueRaw, ftab_slots};
@@ -173,6 +173,8 @@ pub const BUILT_WITHOUT_CLANG: &str = "AF_XDP unavailable: built without clang";
 
 /// Name of the program's entry point and maps in `bpf/steer.c`.
 const PROG: &str = "rvs_steer";
+/// The fast path alone, for the TC ingress hook ([`XdpMode::Tc`]).
+const PROG_TC: &str = "rvs_tc";
 const MAP_RULES: &str = "rvs_rules";
 const MAP_XSKS: &str = "rvs_xsks";
 const MAP_STATS: &str = "rvs_stats";
@@ -198,6 +200,12 @@ pub enum XdpMode {
     /// Generic (SKB) mode only: after the socket buffer is built; works on any device,
     /// slower.
     Generic,
+    /// Not XDP: the fast path alone ([`XdpProgram::attach`] only, no AF_XDP steering) at
+    /// the TC ingress hook (tcx, Linux 6.6 or later), on socket buffers. Where frames reach
+    /// the stack as socket buffers anyway (veth, or any device without native XDP) this
+    /// avoids the copy into a page that XDP costs there. Established flows whose tunnel
+    /// header is of the other family than the packet's are not taken on this hook.
+    Tc,
 }
 
 impl fmt::Display for XdpMode {
@@ -206,6 +214,7 @@ impl fmt::Display for XdpMode {
             Self::Auto => "auto",
             Self::Native => "native",
             Self::Generic => "generic",
+            Self::Tc => "tc",
         })
     }
 }
@@ -272,6 +281,11 @@ impl Default for XdpOpts {
 
 impl XdpOpts {
     fn validate(&self) -> io::Result<()> {
+        if self.mode == XdpMode::Tc {
+            return Err(invalid(
+                "an AF_XDP socket needs an XDP program (mode auto, native or generic), not tc",
+            ));
+        }
         if self.frame_size != 2048 && self.frame_size != 4096 {
             return Err(invalid(format!(
                 "frame_size {} must be 2048 or 4096",
@@ -466,7 +480,7 @@ impl XdpProgram {
             ));
         }
         let ifindex = ifindex(ifname)?;
-        let mut p = Self::load_any(objs, max_rules, max_flows, ifname)?;
+        let mut p = Self::load_any(objs, max_rules, max_flows, ifname, mode == XdpMode::Tc)?;
         p.attach_to(ifindex, ifname, mode)?;
         Ok(p)
     }
@@ -481,7 +495,8 @@ impl XdpProgram {
         &self.ifname
     }
 
-    /// Where the program runs: [`XdpMode::Native`] or [`XdpMode::Generic`].
+    /// Where the program runs: [`XdpMode::Native`], [`XdpMode::Generic`] or
+    /// [`XdpMode::Tc`].
     pub fn mode(&self) -> XdpMode {
         self.mode
     }
@@ -490,10 +505,16 @@ impl XdpProgram {
     /// instruction layouts after the verifier accepted the program (`ENOTSUPP`, with
     /// "bpf_jit: fatal error" in the kernel log: jump sizes that never settle between JIT
     /// passes); another layout of the same program then usually goes through.
-    fn load_any(objs: &[&[u8]], max_rules: u32, max_flows: u32, ifname: &str) -> io::Result<Self> {
+    fn load_any(
+        objs: &[&[u8]],
+        max_rules: u32,
+        max_flows: u32,
+        ifname: &str,
+        tc: bool,
+    ) -> io::Result<Self> {
         let mut first_err = None;
         for obj in objs {
-            match Self::load(obj, max_rules, max_flows, ifname) {
+            match Self::load(obj, max_rules, max_flows, ifname, tc) {
                 Ok(s) => return Ok(s),
                 Err(e) if raw_errno(&e) == Some(ENOTSUPP) => {
                     first_err.get_or_insert(e);
@@ -506,8 +527,15 @@ impl XdpProgram {
     }
 
     /// Load (verify) the program of object `obj` with a rule map of `max_rules` keys and a
-    /// flow table of `max_flows`. Not attached yet.
-    fn load(obj: &[u8], max_rules: u32, max_flows: u32, ifname: &str) -> io::Result<Self> {
+    /// flow table of `max_flows`: the XDP program, or with `tc` the TC one. Not attached
+    /// yet.
+    fn load(
+        obj: &[u8],
+        max_rules: u32,
+        max_flows: u32,
+        ifname: &str,
+        tc: bool,
+    ) -> io::Result<Self> {
         if obj.is_empty() {
             return Err(io::Error::new(
                 io::ErrorKind::Unsupported,
@@ -524,13 +552,23 @@ impl XdpProgram {
             .override_global("rvs_ftab_mask", &mask, true)
             .load(obj)
             .map_err(|e| aya_err("bpf(load object)", ifname, e))?;
-        let prog: &mut Xdp = ebpf
-            .program_mut(PROG)
-            .ok_or_else(|| io::Error::other(format!("steering object has no program {PROG}")))?
-            .try_into()
-            .map_err(|e| aya_err("bpf(program type)", ifname, e))?;
-        prog.load()
-            .map_err(|e| aya_err("bpf(BPF_PROG_LOAD)", ifname, e))?;
+        let name = if tc { PROG_TC } else { PROG };
+        let prog = ebpf
+            .program_mut(name)
+            .ok_or_else(|| io::Error::other(format!("steering object has no program {name}")))?;
+        if tc {
+            let prog: &mut SchedClassifier = prog
+                .try_into()
+                .map_err(|e| aya_err("bpf(program type)", ifname, e))?;
+            prog.load()
+                .map_err(|e| aya_err("bpf(BPF_PROG_LOAD)", ifname, e))?;
+        } else {
+            let prog: &mut Xdp = prog
+                .try_into()
+                .map_err(|e| aya_err("bpf(program type)", ifname, e))?;
+            prog.load()
+                .map_err(|e| aya_err("bpf(BPF_PROG_LOAD)", ifname, e))?;
+        }
         let mut take = |name: &str| {
             ebpf.take_map(name)
                 .ok_or_else(|| io::Error::other(format!("steering object has no map {name}")))
@@ -555,7 +593,7 @@ impl XdpProgram {
             max_flows,
             ifindex: 0,
             ifname: ifname.to_owned(),
-            mode: XdpMode::Auto,
+            mode: if tc { XdpMode::Tc } else { XdpMode::Auto },
             ebpf,
         })
     }
@@ -567,6 +605,15 @@ impl XdpProgram {
             .program(PROG)
             .and_then(|p| <&Xdp>::try_from(p).ok())
             .ok_or_else(|| io::Error::other("steering program vanished"))
+    }
+
+    /// The loaded TC program (for `BPF_PROG_TEST_RUN` in tests).
+    #[cfg(test)]
+    fn tc_prog_ref(&self) -> io::Result<&SchedClassifier> {
+        self.ebpf
+            .program(PROG_TC)
+            .and_then(|p| <&SchedClassifier>::try_from(p).ok())
+            .ok_or_else(|| io::Error::other("TC program vanished"))
     }
 
     fn prog(&mut self) -> io::Result<&mut Xdp> {
@@ -588,6 +635,9 @@ impl XdpProgram {
 
     fn attach_mode(&mut self, ifindex: u32, ifname: &str, mode: XdpMode) -> io::Result<XdpMode> {
         use aya::programs::XdpMode as Aya;
+        if mode == XdpMode::Tc {
+            return self.attach_tc(ifname).map(|()| XdpMode::Tc);
+        }
         let mut try_mode = |m: Aya| {
             self.prog()?
                 .attach_to_if_index(ifindex, m)
@@ -595,6 +645,7 @@ impl XdpProgram {
                 .map_err(|e| aya_err("attach(XDP)", ifname, e))
         };
         match mode {
+            XdpMode::Tc => Err(io::Error::other("tc is not an XDP mode")),
             XdpMode::Native => try_mode(Aya::Driver).map(|()| XdpMode::Native),
             XdpMode::Generic => try_mode(Aya::Skb).map(|()| XdpMode::Generic),
             XdpMode::Auto => match try_mode(Aya::Driver) {
@@ -609,6 +660,31 @@ impl XdpProgram {
                     }),
             },
         }
+    }
+
+    /// Attach the TC program at `ifname`'s ingress through a tcx link (no qdisc needed;
+    /// detached when the program is dropped).
+    fn attach_tc(&mut self, ifname: &str) -> io::Result<()> {
+        use aya::programs::links::LinkOrder;
+        use aya::programs::tc::{TcAttachOptions, TcAttachType};
+        let prog: &mut SchedClassifier = self
+            .ebpf
+            .program_mut(PROG_TC)
+            .and_then(|p| p.try_into().ok())
+            .ok_or_else(|| io::Error::other("TC program vanished"))?;
+        prog.attach_with_options(
+            ifname,
+            TcAttachType::Ingress,
+            TcAttachOptions::TcxOrder(LinkOrder::default()),
+        )
+        .map(drop)
+        .map_err(|e| {
+            let e = aya_err("attach(tcx ingress)", ifname, e);
+            io::Error::new(
+                e.kind(),
+                format!("{e} (the TC fast path needs tcx links: Linux 6.6 or later)"),
+            )
+        })
     }
 
     /// The program's verdicts by reason, summed over CPUs (cumulative since loading).
@@ -694,7 +770,7 @@ impl XdpSocket {
         let ifindex = ifindex(ifname)?;
         let mac = mac_of(ifname)?;
         let mtu = mtu_of(ifname)?;
-        let mut steer = XdpProgram::load_any(objs, opts.max_rules, opts.max_flows, ifname)?;
+        let mut steer = XdpProgram::load_any(objs, opts.max_rules, opts.max_flows, ifname, false)?;
         let geo = Geometry {
             frame_size: opts.frame_size,
             rx_frames: opts.rx_frames,

@@ -26,7 +26,7 @@ const WAIT: Duration = Duration::from_secs(5);
 
 #[test]
 fn missing_object_reports_built_without_clang() {
-    let e = XdpProgram::load(&[], 16, 16, "lo").expect_err("an empty object cannot load");
+    let e = XdpProgram::load(&[], 16, 16, "lo", false).expect_err("an empty object cannot load");
     assert_eq!(e.kind(), io::ErrorKind::Unsupported);
     assert_eq!(e.to_string(), BUILT_WITHOUT_CLANG);
     // The socket fails the same way, before touching the interface or the kernel.
@@ -73,7 +73,8 @@ fn both_program_builds_load() {
         return;
     }
     for (name, obj) in [("steer.o", STEER_OBJ), ("steer-alt.o", STEER_OBJ_ALT)] {
-        let mut p = XdpProgram::load(obj, 64, 1024, "-").unwrap_or_else(|e| panic!("{name}: {e}"));
+        let mut p =
+            XdpProgram::load(obj, 64, 1024, "-", false).unwrap_or_else(|e| panic!("{name}: {e}"));
         // The flow table takes entries and the counter array is mapped (BPF_F_MMAPABLE
         // honoured).
         let key = FlowKey {
