@@ -17,7 +17,7 @@ use rvs_core::{Action, BATCH, Balancer, FrameBuf, RxMeta, ServiceKey};
 use rvs_io::MacAddr;
 use rvs_io::neigh::{NeighCache, Route, RouteKind, route_get};
 use rvs_io::nfqueue::{FwmarkQueue, NfQueue, QueuedPacket, Verdict};
-use rvs_io::nft::{IngressDrop, Proto, VipPort};
+use rvs_io::nft::{DropHook, IngressDrop, Proto, VipPort};
 use rvs_io::packet::{PacketOpts, PacketSocket, RxInfo, copy_with_headroom};
 use rvs_io::xdp::{SteerRule, XdpMode, XdpOpts, XdpProgram, XdpSocket};
 
@@ -46,6 +46,17 @@ pub(crate) enum XdpModeArg {
     Generic,
 }
 
+/// `--fastpath-hook`: where the kernel fast path runs with the AF_PACKET backend.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum FastHook {
+    /// TC with AF_PACKET, XDP with AF_XDP (which needs its XDP program anyway).
+    Auto,
+    /// The XDP program (mode from `--xdp-mode`).
+    Xdp,
+    /// The TC ingress hook (tcx, Linux 6.6 or later), on socket buffers.
+    Tc,
+}
+
 impl From<XdpModeArg> for XdpMode {
     fn from(m: XdpModeArg) -> Self {
         match m {
@@ -59,22 +70,66 @@ impl From<XdpModeArg> for XdpMode {
 /// One served interface's socket, of either backend. With AF_PACKET, the XDP program of
 /// the kernel fast path is attached on its own (it then steers nothing: frames it does not
 /// forward pass to the kernel, where the packet socket sees them).
+///
+/// With the fast path at the TC hook, a packet port has two sockets, bound to IPv4 and to
+/// IPv6: the kernel serves those after TC, so the frames the TC program forwards never
+/// reach rvsd (a socket bound to every protocol would get a copy of each, before TC).
+/// Otherwise it has one, bound to every protocol.
 enum Port {
-    Packet(PacketSocket, Option<Box<XdpProgram>>),
+    Packet(Vec<PacketSocket>, Option<Box<XdpProgram>>),
     Xdp(Box<XdpSocket>),
 }
 
+/// EtherTypes (`ETH_P_ALL`: every frame).
+const ETH_P_ALL: u16 = 0x0003;
+const ETH_P_IP: u16 = 0x0800;
+const ETH_P_IPV6: u16 = 0x86dd;
+
 impl Port {
-    /// `fast_flows`: flow-table size of the kernel fast path, 0 for none.
-    fn open(name: &str, backend: Backend, fast_flows: u32, mode: XdpMode) -> anyhow::Result<Self> {
+    /// `fast_flows`: flow-table size of the kernel fast path, 0 for none. `tc`: the fast
+    /// path of a packet port at the TC hook (falling back to XDP in `mode`).
+    fn open(
+        name: &str,
+        backend: Backend,
+        fast_flows: u32,
+        mode: XdpMode,
+        tc: bool,
+    ) -> anyhow::Result<Self> {
         match backend {
             Backend::AfPacket => {
-                let sock = PacketSocket::open(name, &PacketOpts::default())
-                    .with_context(|| format!("opening a packet socket on {name}"))?;
+                let tc = tc && fast_flows > 0;
+                let protocols: &[u16] = if tc {
+                    &[ETH_P_IP, ETH_P_IPV6]
+                } else {
+                    &[ETH_P_ALL]
+                };
+                let mut socks = Vec::new();
+                for &protocol in protocols {
+                    let opts = PacketOpts {
+                        protocol,
+                        ..PacketOpts::default()
+                    };
+                    socks.push(
+                        PacketSocket::open(name, &opts)
+                            .with_context(|| format!("opening a packet socket on {name}"))?,
+                    );
+                }
+                let attach = |mode: XdpMode| XdpProgram::attach(name, mode, 1, fast_flows);
                 let prog = if fast_flows == 0 {
                     None
                 } else {
-                    match XdpProgram::attach(name, mode, 1, fast_flows) {
+                    let first = if tc {
+                        attach(XdpMode::Tc)
+                    } else {
+                        attach(mode)
+                    };
+                    match first.or_else(|e| {
+                        if !tc {
+                            return Err(e);
+                        }
+                        tracing::warn!(interface = name, error = %e, "no TC fast path; trying XDP");
+                        attach(mode)
+                    }) {
                         Ok(p) => Some(Box::new(p)),
                         Err(e) => {
                             tracing::warn!(interface = name, error = %e, "no kernel fast path on this interface");
@@ -82,7 +137,7 @@ impl Port {
                         }
                     }
                 };
-                Ok(Self::Packet(sock, prog))
+                Ok(Self::Packet(socks, prog))
             }
             Backend::AfXdp => Ok(Self::Xdp(Box::new(
                 XdpSocket::open(
@@ -106,7 +161,7 @@ impl Port {
                     Ok(x) => Ok(Self::Xdp(Box::new(x))),
                     Err(e) => {
                         tracing::debug!(interface = name, error = %e, "no AF_XDP zero-copy; using AF_PACKET");
-                        Self::open(name, Backend::AfPacket, fast_flows, mode)
+                        Self::open(name, Backend::AfPacket, fast_flows, mode, tc)
                     }
                 }
             }
@@ -122,28 +177,41 @@ impl Port {
 
     fn ifindex(&self) -> u32 {
         match self {
-            Self::Packet(s, _) => s.ifindex(),
+            Self::Packet(s, _) => s.first().map_or(0, PacketSocket::ifindex),
             Self::Xdp(s) => s.ifindex(),
         }
     }
 
-    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+    /// The descriptors to poll, one per receiving socket.
+    fn raw_fds(&self) -> Vec<std::os::fd::RawFd> {
         match self {
-            Self::Packet(s, _) => s.as_raw_fd(),
-            Self::Xdp(s) => s.as_raw_fd(),
+            Self::Packet(s, _) => s.iter().map(AsRawFd::as_raw_fd).collect(),
+            Self::Xdp(s) => vec![s.as_raw_fd()],
         }
     }
 
-    fn recv_batch(&mut self, f: impl FnMut(&[u8], RxInfo)) -> std::io::Result<usize> {
+    /// Whether the port's packet sockets are bound to IPv4 and IPv6 only.
+    fn per_protocol(&self) -> bool {
+        matches!(self, Self::Packet(s, _) if s.len() > 1)
+    }
+
+    /// Receive from the port's socket number `sub` (see [`Port::raw_fds`]).
+    fn recv_batch(&mut self, sub: usize, f: impl FnMut(&[u8], RxInfo)) -> std::io::Result<usize> {
         match self {
-            Self::Packet(s, _) => s.recv_batch(Duration::ZERO, f),
+            Self::Packet(s, _) => match s.get_mut(sub) {
+                Some(s) => s.recv_batch(Duration::ZERO, f),
+                None => Ok(0),
+            },
             Self::Xdp(s) => s.recv_batch(Duration::ZERO, f),
         }
     }
 
     fn send_batch(&mut self, frames: &[&[u8]]) -> std::io::Result<usize> {
         match self {
-            Self::Packet(s, _) => s.send_batch(frames),
+            Self::Packet(s, _) => match s.first_mut() {
+                Some(s) => s.send_batch(frames),
+                None => Ok(0),
+            },
             Self::Xdp(s) => s.send_batch(frames),
         }
     }
@@ -268,6 +336,7 @@ impl DataPlane {
         fixed_tunnel_src: (bool, bool),
         fast_flows: u32,
         xdp_mode: XdpMode,
+        hook: FastHook,
     ) -> anyhow::Result<Self> {
         if let Some(why) = rvs_io::nft::nft_unavailable() {
             anyhow::bail!(
@@ -280,9 +349,14 @@ impl DataPlane {
         let mut mtu = u32::MAX;
         for n in names {
             mtu = mtu.min(rvs_io::packet::mtu_of(n).with_context(|| format!("MTU of {n}"))?);
-            let mut sock = Port::open(n, backend, fast_flows, xdp_mode)?;
-            let fast = fast_flows > 0 && sock.program().is_some();
-            tracing::info!(interface = %n, backend = sock.name(), kernel_fast_path = fast, "serving");
+            let mut sock = Port::open(n, backend, fast_flows, xdp_mode, hook != FastHook::Xdp)?;
+            let hook = sock.program().map(|p| p.mode().to_string());
+            tracing::info!(
+                interface = %n,
+                backend = sock.name(),
+                kernel_fast_path = hook.as_deref().unwrap_or("off"),
+                "serving"
+            );
             let mac = rvs_io::packet::mac_of(n).with_context(|| format!("MAC address of {n}"))?;
             let xdp_native = sock.program().is_some_and(|p| p.mode() == XdpMode::Native);
             meta.push(IfMeta {
@@ -384,7 +458,16 @@ impl DataPlane {
         let names: Vec<&str> = self.meta.iter().map(|m| m.name.as_str()).collect();
         match &mut self.nft {
             Some(t) => t.update(&names, &rules),
-            None => IngressDrop::apply("rvsd", &names, &rules).map(|t| {
+            None => {
+                // packet sockets bound to IPv4/IPv6 are served after netdev ingress
+                let hook = if self.socks.iter().any(Port::per_protocol) {
+                    DropHook::Ip
+                } else {
+                    DropHook::Ingress
+                };
+                IngressDrop::apply_at("rvsd", &names, &rules, hook)
+            }
+            .map(|t| {
                 self.nft = Some(t);
             }),
         }
@@ -501,7 +584,16 @@ impl DataPlane {
         now_core: rvs_core::time::Instant,
         timeout: Duration,
     ) -> std::io::Result<usize> {
-        let mut fds: Vec<_> = self.socks.iter().map(|s| s.as_raw_fd()).collect();
+        // every receiving socket, with its port and its number there
+        let mut fds = Vec::new();
+        let mut subs = Vec::new();
+        for (i, p) in self.socks.iter().enumerate() {
+            for (j, fd) in p.raw_fds().into_iter().enumerate() {
+                fds.push(fd);
+                subs.push((i, j));
+            }
+        }
+        let queue_at = fds.len();
         if let Some(q) = &self.nfq {
             fds.push(q.as_raw_fd());
         }
@@ -511,19 +603,22 @@ impl DataPlane {
         self.apply_offload(lb, now_core, None, now);
         let mut received = 0;
         let marks_unknown = self.nfq.is_some();
-        for (i, r) in ready.into_iter().enumerate() {
+        for (k, r) in ready.into_iter().enumerate() {
             if !r {
                 continue;
             }
-            if i == self.socks.len() {
+            if k == queue_at {
                 received += self.poll_queue(lb, now_core, now)?;
                 continue;
             }
+            let Some(&(i, sub)) = subs.get(k) else {
+                continue;
+            };
             // frames copied into buffers with headroom, ready for the core
             let mut batch: Vec<(Vec<u8>, usize, usize)> = Vec::new();
             let mut spare = std::mem::take(&mut self.spare);
             let counters = &mut self.counters;
-            let n = self.socks[i].recv_batch(|frame, info| {
+            let n = self.socks[i].recv_batch(sub, |frame, info| {
                 counters.rx += 1;
                 if (info.wire_len as usize) > frame.len() {
                     // larger than the ring slot: GRO/GSO super-frames (turn GRO off)

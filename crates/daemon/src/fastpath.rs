@@ -32,6 +32,9 @@ pub(crate) struct FpCounters {
     /// and the egress interface cannot take frames redirected from native XDP (it has no
     /// native XDP itself, e.g. a bridge): the flow stays in user space.
     pub(crate) unsupported_egress: u64,
+    /// Offers declined because the program runs at the TC hook, which cannot put an outer
+    /// header of the other family on a packet (IPv6 in IPv4, IPv4 in IPv6).
+    pub(crate) unsupported_tunnel: u64,
     /// Flows in the tables now.
     pub(crate) flows: u64,
     /// Installed flows whose next hop moved (new MAC address or egress interface) and were
@@ -155,6 +158,13 @@ impl FastPath {
         // transmits through the stack's queueing layer and reaches any device.
         if prog.mode() == XdpMode::Native && !out.native {
             self.counters.unsupported_egress += 1;
+            return;
+        }
+        if prog.mode() == XdpMode::Tc
+            && let OffloadRewrite::Ipip { dst, .. } = f.rewrite
+            && dst.is_ipv4() != f.flow.src.is_ipv4()
+        {
+            self.counters.unsupported_tunnel += 1;
             return;
         }
         let key = FlowKey {

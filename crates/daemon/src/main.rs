@@ -65,6 +65,13 @@ struct Args {
     /// socket buffer (any device; costlier), `auto` native where the driver has it.
     #[arg(long, value_enum, default_value_t = dataplane::XdpModeArg::Auto)]
     xdp_mode: dataplane::XdpModeArg,
+    /// Where the kernel fast path runs with the AF_PACKET backend: `tc` at the TC ingress
+    /// hook (tcx, Linux 6.6+), on the kernel's socket buffers, which avoids the copy XDP
+    /// costs on devices whose driver has no native XDP or hands over socket buffers
+    /// (veth); `xdp` in rvs's XDP program (see --xdp-mode). `auto`: tc, falling back to
+    /// xdp where tcx is missing. AF_XDP always uses its XDP program.
+    #[arg(long, value_enum, default_value_t = dataplane::FastHook::Auto)]
+    fastpath_hook: dataplane::FastHook,
     /// Source address of tunnel (TUN) packets; default: the kernel's preferred source
     /// toward each real server (repeat for IPv4 and IPv6).
     #[arg(long, value_name = "ADDR")]
@@ -247,6 +254,7 @@ fn run(args: Args) -> anyhow::Result<()> {
             fixed_src,
             args.fastpath_flows,
             args.xdp_mode.into(),
+            args.fastpath_hook,
         )?;
         dp.sync(&mut engine.lb)?;
         tracing::info!(interfaces = ?args.interfaces, "forwarding");

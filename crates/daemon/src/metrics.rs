@@ -432,7 +432,7 @@ pub(crate) fn render(
             o.help(
                 "rvs_fastpath_updates_total",
                 "counter",
-                "Flow-table updates: installs, removals, next-hop changes followed (rerouted) or lost (unrouted), and offers declined (next hop unresolved, table full, egress without native XDP, kernel error).",
+                "Flow-table updates: installs, removals, next-hop changes followed (rerouted) or lost (unrouted), and offers declined (next hop unresolved, table full, egress without native XDP, tunnel of the other family at the TC hook, kernel error).",
             );
             for (k, v) in [
                 ("install", f.installs),
@@ -440,6 +440,7 @@ pub(crate) fn render(
                 ("no_neighbour", f.no_neighbour),
                 ("full", f.full),
                 ("unsupported_egress", f.unsupported_egress),
+                ("unsupported_tunnel", f.unsupported_tunnel),
                 ("rerouted", f.rerouted),
                 ("unrouted", f.unrouted),
                 ("error", f.errors),

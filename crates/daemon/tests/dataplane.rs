@@ -42,9 +42,15 @@ impl Rvsd {
         }
         args.extend(["--no-state".into(), "--socket".into(), socket.clone()]);
         args.extend(extra.iter().map(|a| (*a).to_string()));
+        if let Ok(more) = std::env::var("RVSD_TEST_ARGS") {
+            args.extend(more.split_whitespace().map(str::to_owned));
+        }
         let child = Command::new("ip")
             .args(&args)
-            .env("RUST_LOG", "warn")
+            .env(
+                "RUST_LOG",
+                std::env::var("RVSD_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
@@ -849,15 +855,24 @@ fn sigterm_removes_the_host_rules_and_exits_cleanly() {
         eprintln!("skipped: {why}");
         return;
     }
+    // the default (fast path at TC: drops at inet input/forward) and the XDP hook (drops
+    // at netdev ingress)
+    for (hook, family) in [("auto", "inet"), ("xdp", "netdev")] {
+        sigterm_cleans_up(hook, family);
+    }
+}
+
+fn sigterm_cleans_up(hook: &str, family: &str) {
     let lab = Lab::new(Method::Nat, 1);
-    let mut d = Rvsd::start(&lab.director, &["d0", "br1"]);
+    let mut d = Rvsd::start_with(&lab.director, &["d0", "br1"], &["--fastpath-hook", hook]);
     d.ok(&format!("-A -t {VIP}:{PORT} -s rr"));
     d.ok(&format!("-a -t {VIP}:{PORT} -r 198.19.0.2:{PORT} -m"));
     let rules = lab
         .director
-        .exec("nft", &["list", "table", "netdev", "rvsd"])
+        .exec("nft", &["list", "table", family, "rvsd"])
         .expect("nft");
     let text = String::from_utf8_lossy(&rules.stdout);
+    assert!(rules.status.success(), "table {family} rvsd: {text}");
     assert!(
         text.contains("ip daddr . meta l4proto . th dport @dst4 drop"),
         "{text}"
@@ -876,8 +891,19 @@ fn sigterm_removes_the_host_rules_and_exits_cleanly() {
     );
     assert!(text.contains("elements = { 198.19.0.1 }"), "{text}");
     // the kernel fast path's program is on the served interfaces
+    let tc = || {
+        lab.director
+            .run(|| rvs_io::xdp::tc_ingress_programs("d0").expect("tcx query"))
+            .expect("entering the director")
+    };
     let link = lab.director.ip(&["link", "show", "d0"]).expect("ip link");
-    assert!(link.contains("xdp"), "{link}");
+    if hook == "xdp" {
+        assert!(link.contains("xdp"), "{link}");
+        assert!(tc().is_empty());
+    } else {
+        assert!(!link.contains("xdp"), "{link}");
+        assert_eq!(tc(), ["rvs_tc"]);
+    }
     rvs_io::signal::terminate(d.child.id()).expect("SIGTERM");
     let deadline = Instant::now() + Duration::from_secs(5);
     let status = loop {
@@ -890,7 +916,7 @@ fn sigterm_removes_the_host_rules_and_exits_cleanly() {
     assert!(status.success(), "{status}");
     let after = lab
         .director
-        .exec("nft", &["list", "table", "netdev", "rvsd"])
+        .exec("nft", &["list", "table", family, "rvsd"])
         .expect("nft");
     assert!(
         !after.status.success(),
@@ -898,6 +924,7 @@ fn sigterm_removes_the_host_rules_and_exits_cleanly() {
     );
     let link = lab.director.ip(&["link", "show", "d0"]).expect("ip link");
     assert!(!link.contains("xdp"), "the XDP program is detached: {link}");
+    assert!(tc().is_empty(), "the TC program is detached");
 }
 
 #[test]

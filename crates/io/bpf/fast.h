@@ -11,6 +11,10 @@
 //   FP_TRIM(ctx, blen, want)  shorten the frame from blen to want bytes (0: done)
 //   FP_PUSH(ctx, n)        make n bytes of room between the Ethernet and IP headers, the
 //                          Ethernet header (but for its type) in front of them (0: done)
+//   FP_NAT(ctx, a, p, c, ipc, v6, udp, f)
+//                          nat_rewrite's rewrite of address a, port p, L4 checksum c and
+//                          IPv4 header checksum ipc (0: IPv6); nonzero: failed. The packet
+//                          pointers are stale afterwards.
 //   FP_MIXED_IPIP          1 when an outer header of the other family can be added
 //   FP_FORWARD(ctx, ifindex)  the verdict that sends the frame out of ifindex
 //   FP_DROP                the verdict that drops the frame
@@ -215,11 +219,13 @@ INLINE int FP_NAME(fast_path)(FP_CTX *ctx)
 			__u32 *a = (__u32 *)(ip + (snat ? 8 : 24));
 			__u16 *p = (__u16 *)(l4 + (snat ? 0 : 2));
 			if (udp) {
-				nat_rewrite(a, p, (__u16 *)(l4 + 6), 0, 1, 1, f);
+				if (FP_NAT(ctx, a, p, (__u16 *)(l4 + 6), 0, 1, 1, f))
+					return count(STAT_FAST_DROP, FP_DROP);
 			} else {
 				if (l4 + 20 > end)
 					return count(STAT_FAST_DROP, FP_DROP);
-				nat_rewrite(a, p, (__u16 *)(l4 + 16), 0, 1, 0, f);
+				if (FP_NAT(ctx, a, p, (__u16 *)(l4 + 16), 0, 1, 0, f))
+					return count(STAT_FAST_DROP, FP_DROP);
 			}
 		}
 	} else {
@@ -237,14 +243,21 @@ INLINE int FP_NAME(fast_path)(FP_CTX *ctx)
 			__u32 *a = (__u32 *)(ip + (snat ? 12 : 16));
 			__u16 *p = (__u16 *)(l4 + (snat ? 0 : 2));
 			if (udp) {
-				nat_rewrite(a, p, (__u16 *)(l4 + 6), ipc, 0, 1, f);
+				if (FP_NAT(ctx, a, p, (__u16 *)(l4 + 6), ipc, 0, 1, f))
+					return count(STAT_FAST_DROP, FP_DROP);
 			} else {
 				if (l4 + 20 > end)
 					return count(STAT_FAST_DROP, FP_DROP);
-				nat_rewrite(a, p, (__u16 *)(l4 + 16), ipc, 0, 0, f);
+				if (FP_NAT(ctx, a, p, (__u16 *)(l4 + 16), ipc, 0, 0, f))
+					return count(STAT_FAST_DROP, FP_DROP);
 			}
 		}
 	}
+	// FP_NAT may have moved the packet (TC helpers)
+	data = (__u8 *)(long)ctx->data;
+	end = (__u8 *)(long)ctx->data_end;
+	if (data + ETH_HLEN > end)
+		return count(STAT_FAST_DROP, FP_DROP);
 	if (act == ACT_IPIP) {
 		if (FP_NAME(encap)(ctx, f, v6, ip_len, tos, ttl - 1, inner_df))
 			return count(STAT_FAST_DROP, FP_DROP);

@@ -59,6 +59,10 @@ static long (*bpf_xdp_adjust_head)(void *ctx, int delta) = (void *)44;
 static long (*bpf_redirect_map)(void *map, __u64 key, __u64 flags) = (void *)51;
 static long (*bpf_xdp_adjust_tail)(void *ctx, int delta) = (void *)65;
 static __u64 (*bpf_xdp_get_buff_len)(void *ctx) = (void *)188;
+static long (*bpf_l4_csum_replace)(void *skb, __u32 offset, __u64 from, __u64 to,
+				   __u64 flags) = (void *)11;
+static __s64 (*bpf_csum_diff)(void *from, __u32 from_size, void *to, __u32 to_size,
+			      __u32 seed) = (void *)28;
 static long (*bpf_skb_change_tail)(void *skb, __u32 len, __u64 flags) = (void *)38;
 static long (*bpf_skb_pull_data)(void *skb, __u32 len) = (void *)39;
 static long (*bpf_skb_adjust_room)(void *skb, int len_diff, __u32 mode, __u64 flags) = (void *)50;
@@ -570,6 +574,7 @@ INLINE int xdp_push(struct xdp_md *ctx, int n)
 #define FP_BUFLEN(ctx) bpf_xdp_get_buff_len(ctx)
 #define FP_TRIM(ctx, blen, want) bpf_xdp_adjust_tail(ctx, -(int)((blen) - (want)))
 #define FP_PUSH(ctx, n) xdp_push(ctx, n)
+#define FP_NAT(ctx, a, p, c, ipc, v6, udp, f) (nat_rewrite(a, p, c, ipc, v6, udp, f), 0)
 #define FP_MIXED_IPIP 1
 #define FP_FORWARD(ctx, ifindex) \
 	((ifindex) == (ctx)->ingress_ifindex ? XDP_TX : (int)bpf_redirect(ifindex, 0))
@@ -582,6 +587,7 @@ INLINE int xdp_push(struct xdp_md *ctx, int n)
 #undef FP_BUFLEN
 #undef FP_TRIM
 #undef FP_PUSH
+#undef FP_NAT
 #undef FP_MIXED_IPIP
 #undef FP_FORWARD
 #undef FP_DROP
@@ -600,6 +606,60 @@ INLINE int tc_prepare(struct __sk_buff *skb)
 	__u32 n = skb->len < TC_PULL ? skb->len : TC_PULL;
 	return bpf_skb_pull_data(skb, n) != 0;
 }
+// NAT on a socket buffer: the address and port are written directly, the IPv4 header
+// checksum too, but the TCP/UDP checksum through bpf_l4_csum_replace, which knows the
+// buffer's checksum state: a CHECKSUM_PARTIAL buffer (from a local sender, the
+// transmit checksum not filled in yet) holds the pseudo-header sum there, which only
+// the address change touches. For other buffers the arithmetic is nat_rewrite's (RFC
+// 1624), with the same UDP rules.
+#define BPF_F_PSEUDO_HDR (1ULL << 4)
+#define BPF_F_MARK_MANGLED_0 (1ULL << 5)
+INLINE int tc_nat(struct __sk_buff *skb, __u32 *a, __u16 *p, __u16 *ipc, int v6, int udp,
+		  const struct rvs_flow *f)
+{
+	__u32 c_off = ETH_HLEN + (v6 ? 40 : 20) + (udp ? 6 : 16);
+	__u16 old_port = *p, new_port = f->port;
+	__u64 mangled = (udp && !v6) ? BPF_F_MARK_MANGLED_0 : 0;
+	*p = new_port;
+	if (v6) {
+		__u32 old[4], new[4];
+		old[0] = a[0];
+		old[1] = a[1];
+		old[2] = a[2];
+		old[3] = a[3];
+		new[0] = f->addr[0];
+		new[1] = f->addr[1];
+		new[2] = f->addr[2];
+		new[3] = f->addr[3];
+		a[0] = new[0];
+		a[1] = new[1];
+		a[2] = new[2];
+		a[3] = new[3];
+		__s64 diff = bpf_csum_diff(old, 16, new, 16, 0);
+		if (diff < 0)
+			return -1;
+		if (bpf_l4_csum_replace(skb, c_off, 0, (__u64)diff, BPF_F_PSEUDO_HDR))
+			return -1;
+	} else {
+		__u32 old = a[0], new = f->addr[0];
+		a[0] = new;
+		*ipc = csum_upd32(*ipc, old, new);
+		if (bpf_l4_csum_replace(skb, c_off, old, new, BPF_F_PSEUDO_HDR | mangled | 4))
+			return -1;
+	}
+	if (bpf_l4_csum_replace(skb, c_off, old_port, new_port, mangled | 2))
+		return -1;
+	if (v6 && udp) {
+		// rvs-wire: an IPv6 UDP checksum is never 0 (0 means none, not allowed there)
+		__u8 *data = (__u8 *)(long)skb->data;
+		__u8 *end = (__u8 *)(long)skb->data_end;
+		if (data + c_off + 2 > end)
+			return -1;
+		if (*(__u16 *)(data + c_off) == 0)
+			*(__u16 *)(data + c_off) = 0xffff;
+	}
+	return 0;
+}
 #define FP_NAME(n) n##_tc
 #define FP_CTX struct __sk_buff
 #define FP_PREPARE(ctx) tc_prepare(ctx)
@@ -607,6 +667,7 @@ INLINE int tc_prepare(struct __sk_buff *skb)
 #define FP_BUFLEN(ctx) ((ctx)->len)
 #define FP_TRIM(ctx, blen, want) bpf_skb_change_tail(ctx, (__u32)(want), 0)
 #define FP_PUSH(ctx, n) bpf_skb_adjust_room(ctx, n, BPF_ADJ_ROOM_MAC, 0)
+#define FP_NAT(ctx, a, p, c, ipc, v6, udp, f) tc_nat(ctx, a, p, ipc, v6, udp, f)
 #define FP_MIXED_IPIP 0
 #define FP_FORWARD(ctx, ifindex) ((int)bpf_redirect(ifindex, 0))
 #define FP_DROP TC_ACT_SHOT

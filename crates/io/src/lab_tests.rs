@@ -334,11 +334,11 @@ fn ingress_drop_hides_service_traffic_from_the_stack_not_from_the_packet_socket(
     drop_hides_service_traffic(DropHook::Ingress, "nft");
 }
 
-/// The variant for the TC fast path: an `inet prerouting` drop, and a packet socket bound
-/// to IPv4 only (served after TC and netdev ingress).
+/// The variant for the TC fast path: `inet` input/forward drops, and a packet socket
+/// bound to IPv4 only (served after TC and netdev ingress).
 #[test]
-fn prerouting_drop_hides_service_traffic_from_the_stack_not_from_an_ipv4_socket() {
-    drop_hides_service_traffic(DropHook::Prerouting, "nftpre");
+fn ip_drop_hides_service_traffic_from_the_stack_not_from_an_ipv4_socket() {
+    drop_hides_service_traffic(DropHook::Ip, "nftip");
 }
 
 fn drop_hides_service_traffic(hook: DropHook, name: &str) {

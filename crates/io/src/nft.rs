@@ -128,10 +128,15 @@ pub enum DropHook {
     /// packet sockets bound to every protocol (`ETH_P_ALL`) and after TC ingress.
     #[default]
     Ingress,
-    /// Table `inet`, one `prerouting` chain matching the devices by name: after the packet
-    /// sockets bound to IPv4 or IPv6 only, which the kernel serves after TC and `netdev
-    /// ingress` (so that frames a TC program forwarded never reach them).
-    Prerouting,
+    /// Table `inet`, chains `input` and `forward` matching the devices by name: after the
+    /// packet sockets bound to IPv4 or IPv6 only, which the kernel serves after TC and
+    /// `netdev ingress` (so that frames a TC program forwarded never reach them). Not
+    /// `prerouting`: with bridge netfilter on (`bridge-nf-call-iptables`, the default where
+    /// the module is loaded), the bridge runs the prerouting hooks for frames arriving on
+    /// its ports before it passes them up, so a drop there would hide them from the
+    /// bridge's packet sockets too. (The kernel can still answer a forwarded packet with
+    /// TTL 1 or, for IPv6, one too big before the forward hook drops it.)
+    Ip,
 }
 
 impl DropHook {
@@ -139,7 +144,7 @@ impl DropHook {
     pub fn family(self) -> &'static str {
         match self {
             Self::Ingress => "netdev",
-            Self::Prerouting => "inet",
+            Self::Ip => "inet",
         }
     }
 }
@@ -243,9 +248,9 @@ pub fn ingress_drop_ruleset(
     drop_ruleset(table, devices, services, DropHook::Ingress)
 }
 
-/// [`ingress_drop_ruleset`] at either hook: with [`DropHook::Prerouting`] the table is of
-/// family `inet` and has one chain `prerouting` (priority -500, before defragmentation
-/// and conntrack) whose rules start with `iifname { ... }`, the devices.
+/// [`ingress_drop_ruleset`] at either hook: with [`DropHook::Ip`] the table is of family
+/// `inet` and has two chains, `input` and `forward` (priority -500), whose rules start
+/// with `iifname { ... }`, the devices.
 ///
 /// # Errors
 ///
@@ -319,13 +324,19 @@ pub fn drop_ruleset(
                 )
             })
             .collect(),
-        DropHook::Prerouting => {
+        DropHook::Ip => {
             let names: Vec<String> = devices.iter().map(|d| format!("\"{d}\"")).collect();
-            vec![(
-                "prerouting".to_owned(),
-                "type filter hook prerouting priority -500;".to_owned(),
-                format!("iifname {{ {} }} ", names.join(", ")),
-            )]
+            let iif = format!("iifname {{ {} }} ", names.join(", "));
+            ["input", "forward"]
+                .into_iter()
+                .map(|h| {
+                    (
+                        h.to_owned(),
+                        format!("type filter hook {h} priority -500;"),
+                        iif.clone(),
+                    )
+                })
+                .collect()
         }
     };
     for (chain, decl, iif) in &chains {
@@ -618,6 +629,32 @@ table netdev rvs {
         let text = ingress_drop_ruleset("rvs", &["eth0"], &s).expect("valid");
         assert_eq!(text.matches(" drop\n").count(), 1, "one rule");
         assert_eq!(text.matches(" . tcp . ").count(), 10_000);
+    }
+
+    #[test]
+    fn renders_the_ip_variant_with_input_and_forward_chains() {
+        let s = [
+            VipPort::new(Proto::Tcp, "198.18.0.10".parse().expect("ip"), 80),
+            VipPort::real_server(Proto::Tcp, "198.19.0.2".parse().expect("ip"), 80)
+                .except(Some("198.19.0.1".parse().expect("ip"))),
+        ];
+        let text = drop_ruleset("rvs", &["d0", "br1"], &s, DropHook::Ip).expect("valid");
+        assert!(
+            text.starts_with("table inet rvs\ndelete table inet rvs\n"),
+            "{text}"
+        );
+        for h in ["input", "forward"] {
+            assert!(
+                text.contains(&format!(
+                    "\tchain {h} {{\n\t\ttype filter hook {h} priority -500; policy accept;\n\
+                     \t\tiifname {{ \"d0\", \"br1\" }} ip daddr . meta l4proto . th dport @dst4 drop\n\
+                     \t\tiifname {{ \"d0\", \"br1\" }} ip saddr . meta l4proto . th sport @src4 ip daddr != @spare4 drop\n"
+                )),
+                "{text}"
+            );
+        }
+        assert!(!text.contains("ingress"), "{text}");
+        assert!(!text.contains("prerouting"), "{text}");
     }
 
     #[test]

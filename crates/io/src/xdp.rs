@@ -347,6 +347,22 @@ pub struct XdpStats {
     pub malformed: u64,
 }
 
+/// Names of the programs attached at `ifname`'s TC ingress through tcx links (in the
+/// calling thread's network namespace), in order.
+///
+/// # Errors
+///
+/// No such interface, or the kernel's error (tcx needs Linux 6.6 or later).
+pub fn tc_ingress_programs(ifname: &str) -> io::Result<Vec<String>> {
+    use aya::programs::tc::TcAttachType;
+    let (_, progs) = SchedClassifier::query_tcx(ifname, TcAttachType::Ingress)
+        .map_err(|e| aya_err("bpf(BPF_PROG_QUERY)", ifname, e))?;
+    Ok(progs
+        .iter()
+        .map(|p| p.name_as_str().unwrap_or("?").to_owned())
+        .collect())
+}
+
 /// Why AF_XDP cannot be used here, or `None` when it can (as far as can be told without
 /// attaching): the program was built, and the kernel creates AF_XDP sockets for us.
 pub fn xdp_unavailable() -> Option<String> {

@@ -341,6 +341,158 @@ pub(crate) fn apply_outer_ecn(pkt: &mut [u8], outer_tos: u8) -> Result<(), DropR
     }
 }
 
+/// Finish a TCP or UDP checksum that a sender on this host left to transmit offload.
+///
+/// A sender whose packets never cross a NIC (a client in another network namespace, over
+/// veth) leaves its transport checksum to be filled in by hardware: the field holds only
+/// the pseudo-header sum, and the kernel marks the buffer "checksum partial" so that its
+/// own receivers do not check. Tunnelled through a director, the inner packet reaches this
+/// decapsulator with that field unfinished, and the TUN device hands it to the stack as
+/// an ordinary, unverified packet, which the stack would drop. So: when the checksum does
+/// not verify *and* the field is exactly the pseudo-header sum, fill it in. A packet
+/// damaged on the way fails verification and does not match (but for 1 in 65,536 damaged
+/// ones); it is left as it is, for the stack to drop. Returns whether it filled one in.
+/// Fragments, IPv6 extension headers and UDP without a checksum are left alone.
+pub(crate) fn finish_offloaded_checksum(pkt: &mut [u8]) -> bool {
+    use rvs_wire::checksum::{combine, data, pseudo_header};
+    let Some(&v) = pkt.first() else {
+        return false;
+    };
+    let (src, dst, proto, l3) = match v >> 4 {
+        4 => {
+            let Ok(p) = Ipv4Packet::new_checked(&pkt[..]) else {
+                return false;
+            };
+            if p.more_frags() || p.frag_offset() != 0 {
+                return false;
+            }
+            (
+                IpAddr::V4(p.src_addr()),
+                IpAddr::V4(p.dst_addr()),
+                u8::from(p.next_header()),
+                usize::from(p.header_len()),
+            )
+        }
+        6 => {
+            let Ok(p) = Ipv6Packet::new_checked(&pkt[..]) else {
+                return false;
+            };
+            (
+                IpAddr::V6(p.src_addr()),
+                IpAddr::V6(p.dst_addr()),
+                u8::from(p.next_header()),
+                40,
+            )
+        }
+        _ => return false,
+    };
+    let (at, min) = match proto {
+        6 => (16, 20),
+        17 => (6, 8),
+        _ => return false,
+    };
+    let Some(l4) = pkt.get_mut(l3..) else {
+        return false;
+    };
+    if l4.len() < min || l4.len() > usize::from(u16::MAX) {
+        return false;
+    }
+    let field = u16::from_be_bytes([l4[at], l4[at + 1]]);
+    if proto == 17 && field == 0 && src.is_ipv4() {
+        return false; // no checksum
+    }
+    let pseudo = pseudo_header(&src, &dst, proto, l4.len() as u32);
+    if combine(&[pseudo, data(l4)]) == 0xffff {
+        return false; // verifies
+    }
+    // the unfinished field: the pseudo-header sum (either zero of one's complement)
+    let unfinished = field == pseudo || (field == 0 && pseudo == 0xffff);
+    if !unfinished {
+        return false;
+    }
+    l4[at..at + 2].fill(0);
+    let mut c = !combine(&[pseudo, data(l4)]);
+    if proto == 17 && c == 0 {
+        c = 0xffff;
+    }
+    l4[at..at + 2].copy_from_slice(&c.to_be_bytes());
+    true
+}
+
+#[cfg(test)]
+mod offload_tests {
+    use super::finish_offloaded_checksum;
+    use rvs_testkit::PacketSpec;
+
+    /// An inner packet as a local sender with transmit offload leaves it: the transport
+    /// checksum field holds the pseudo-header sum only.
+    fn unfinished(spec: &PacketSpec) -> (Vec<u8>, Vec<u8>) {
+        let frame = spec.build();
+        let good = frame[14..].to_vec();
+        let mut pkt = good.clone();
+        let v6 = pkt[0] >> 4 == 6;
+        let l3 = if v6 {
+            40
+        } else {
+            usize::from(pkt[0] & 0x0f) * 4
+        };
+        let proto = if v6 { pkt[6] } else { pkt[9] };
+        let at = l3 + if proto == 6 { 16 } else { 6 };
+        let (s, d) = if v6 {
+            (
+                std::net::IpAddr::from(<[u8; 16]>::try_from(&pkt[8..24]).unwrap()),
+                std::net::IpAddr::from(<[u8; 16]>::try_from(&pkt[24..40]).unwrap()),
+            )
+        } else {
+            (
+                std::net::IpAddr::from(<[u8; 4]>::try_from(&pkt[12..16]).unwrap()),
+                std::net::IpAddr::from(<[u8; 4]>::try_from(&pkt[16..20]).unwrap()),
+            )
+        };
+        let ph = rvs_wire::checksum::pseudo_header(&s, &d, proto, (pkt.len() - l3) as u32);
+        pkt[at..at + 2].copy_from_slice(&ph.to_be_bytes());
+        (good, pkt)
+    }
+
+    #[test]
+    fn fills_in_what_transmit_offload_left_and_nothing_else() {
+        use rvs_testkit::L4;
+        let specs = [
+            PacketSpec::tcp("198.18.0.2", 40000, "198.18.0.100", 80, 0x18).payload(b"hello"),
+            PacketSpec::udp("198.18.0.2", 40000, "198.18.0.100", 53).payload(b"abc"),
+            PacketSpec::tcp("2001:db8::2", 40000, "2001:db8::100", 80, 0x10).payload(b"x"),
+            PacketSpec::udp("2001:db8::2", 40000, "2001:db8::100", 53),
+        ];
+        for spec in &specs {
+            let (good, mut pkt) = unfinished(spec);
+            if pkt != good {
+                assert!(finish_offloaded_checksum(&mut pkt), "{spec:?}");
+                assert_eq!(pkt, good, "{spec:?}");
+            }
+            // a finished packet is left alone
+            let mut same = good.clone();
+            assert!(!finish_offloaded_checksum(&mut same));
+            assert_eq!(same, good);
+            // a damaged one too: the checksum fails, but the field is not the pseudo sum
+            let mut bad = good.clone();
+            let last = bad.len() - 1;
+            bad[last] ^= 0x10;
+            if bad.len() > 48 || matches!(spec.l4, L4::Tcp { .. }) {
+                let before = bad.clone();
+                assert!(!finish_offloaded_checksum(&mut bad), "{spec:?}");
+                assert_eq!(bad, before);
+            }
+        }
+        // garbage of any length does not panic
+        for n in 0..64 {
+            let mut junk = vec![0x45u8; n];
+            let _ = finish_offloaded_checksum(&mut junk);
+            let mut junk6 = vec![0x60u8; n];
+            let _ = finish_offloaded_checksum(&mut junk6);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

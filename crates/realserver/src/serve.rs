@@ -178,6 +178,7 @@ fn handle(
     if let Some(tos) = outer_tos {
         apply_outer_ecn(inner, tos)?;
     }
+    decap::finish_offloaded_checksum(inner);
     Ok((range.start..range.start + len, source))
 }
 
