@@ -14,6 +14,9 @@
 #   haproxy        HAProxy 2.6, TCP mode, one thread
 #   rvs-M-B        rvsd, method M in dr tun nat, backend B in afp (AF_PACKET), xdp (AF_XDP)
 #   ceiling        packet-rate reference: the director drops at ingress (nft netdev)
+#   tcbare         only when named in --modes, udp workloads only: a bare TC ingress
+#                  program on the director (MAC rewrite and bpf_redirect to the real servers
+#                  by source port, no flow table): the floor of rvs's fast path at that hook
 #
 # Workloads (each bounded in time, RUNS runs, median and min-max reported):
 #   udp    64-byte UDP packets from trafgen, 61,696 flows: forwarded packets/s, offered
@@ -56,7 +59,7 @@ while [ $# -gt 0 ]; do
     --out) out="${2:-}"; shift 2 ;;
     --no-build) build=0; shift ;;
     --report-only) report_only=1; shift ;;
-    -h|--help) sed -n '2,31p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,41p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -515,6 +518,29 @@ __attribute__((section("xdp"), used)) int sink_prog(struct xdp_md *ctx) {
 char _license[] __attribute__((section("license"), used)) = "GPL";
 EOF
 clang -O2 -target bpf -c "$tmp/xdp.c" -o "$tmp/xdp.o"
+cat >"$tmp/tcbare.c" <<'EOF'
+/* tcbare: the UDP benchmark flow (to port 9) rewritten for one of the three real servers,
+ * chosen by source port, and redirected to its link: what a TC fast path costs without a
+ * flow table. OIFk, DMk, SMk come from -D. */
+typedef unsigned char u8; typedef unsigned int u32; typedef unsigned long long u64;
+struct __sk_buff { u32 len, pkt_type, mark, queue_mapping, protocol, vlan_present, vlan_tci,
+  vlan_proto, priority, ingress_ifindex, ifindex, tc_index, cb[5], hash, tc_classid, data, data_end; };
+static long (*bpf_redirect)(u32 ifindex, u64 flags) = (void *)23;
+static long (*bpf_skb_pull_data)(void *skb, u32 len) = (void *)39;
+#define SET(a, b) do { u8 m[6] = {a}, n[6] = {b}; \
+  for (int i = 0; i < 6; i++) { d[i] = m[i]; d[6 + i] = n[i]; } } while (0)
+__attribute__((section("tc"), used)) int bare(struct __sk_buff *skb) {
+  if (bpf_skb_pull_data(skb, 42)) return -1;
+  u8 *d = (u8 *)(long)skb->data, *e = (u8 *)(long)skb->data_end;
+  if (d + 42 > e || d[12] != 8 || d[13] != 0 || d[23] != 17 || d[36] != 0 || d[37] != 9) return -1;
+  u32 k = ((d[34] << 8) | d[35]) % 3;
+  d[22] -= 1; /* TTL (the checksum is not fixed: the real servers drop the frame anyway) */
+  if (k == 0) { SET(DM1, SM1); return bpf_redirect(OIF1, 0); }
+  if (k == 1) { SET(DM2, SM2); return bpf_redirect(OIF2, 0); }
+  SET(DM3, SM3); return bpf_redirect(OIF3, 0);
+}
+char _license[] __attribute__((section("license"), used)) = "GPL";
+EOF
 cat >"$tmp/sndbuf.c" <<'EOF'
 /* LD_PRELOAD for trafgen: a large send buffer on its packet socket. trafgen raises it through
  * net.core.wmem_default, which is read-only inside a network namespace; with the default
@@ -988,6 +1014,18 @@ table netdev bench_ceiling {
 EOF
       ;;
     fwd) rs_route dir ;;
+    tcbare)
+      rs_route dir
+      local k args=()
+      for k in 1 2 3; do
+        args+=("-DOIF$k=$(nsx "$ND" cat "/sys/class/net/${P}d$k/ifindex")")
+        args+=("-DDM$k=$(nsx "$P-rs$k" cat "/sys/class/net/${P}s$k/address" | sed 's/^/0x/; s/:/,0x/g')")
+        args+=("-DSM$k=$(nsx "$ND" cat "/sys/class/net/${P}d$k/address" | sed 's/^/0x/; s/:/,0x/g')")
+      done
+      clang -O2 -target bpf "${args[@]}" -c "$tmp/tcbare.c" -o "$tmp/tcbare.o" 2>"$tmp/rvsd.log" || return 1
+      tc -n "$ND" qdisc add dev "${P}d0" clsact
+      tc -n "$ND" filter add dev "${P}d0" ingress bpf da obj "$tmp/tcbare.o" sec tc 2>"$tmp/rvsd.log" || return 1
+      ;;
     nft)
       rs_route dir
       nsx "$ND" nft -f - <<EOF
@@ -1056,6 +1094,7 @@ rvs_restart() { # a fresh rvsd: runs at full load are independent samples (see R
 mode_down() {
   case "$1" in
     ceiling) nsx "$ND" nft delete table netdev bench_ceiling ;;
+    tcbare) tc -n "$ND" qdisc del dev "${P}d0" clsact ;;
     nft) nsx "$ND" nft delete table ip bench_lb ;;
     haproxy) stop_bg "$HAP"; HAP="" ;;
     rvs-*) stop_rvsd; rs_undo ;;
@@ -1089,6 +1128,7 @@ fi
 
 # ------------------------------------------------------------------ run
 MODES=(ceiling fwd nft haproxy rvs-dr-afp rvs-tun-afp rvs-nat-afp rvs-dr-xdp rvs-tun-xdp rvs-nat-xdp)
+if [[ ",$only_modes," == *",tcbare,"* ]]; then MODES+=(tcbare); fi
 if ! have trafgen; then skip udp all "trafgen (netsniff-ng) not installed"; fi
 XDP_OK=1
 per_mode=0
@@ -1124,7 +1164,7 @@ for mode in "${MODES[@]}"; do
     [[ "$mode" == rvs-* ]] && log "rvsd after the xdpgen runs: $(rvs_diag)"
     sink off
   fi
-  if [ "$mode" != ceiling ]; then
+  if [ "$mode" != ceiling ] && [ "$mode" != tcbare ]; then
     url="http://$VIP:80/"; lua=""; host="$VIP"
     if [ "$mode" = fwd ]; then url="http://198.19.1.2:80/"; lua="$tmp/rips.lua"; host=198.19.1.2; fi
     want_wl conn && conn_runs "$mode" "$url" "$lua"
