@@ -118,18 +118,15 @@ impl Port {
                 let prog = if fast_flows == 0 {
                     None
                 } else {
-                    let first = if tc {
-                        attach(XdpMode::Tc)
+                    let attached = if tc {
+                        attach(XdpMode::Tc).or_else(|e| {
+                            tracing::warn!(interface = name, error = %e, "no TC fast path; trying XDP");
+                            attach(mode)
+                        })
                     } else {
                         attach(mode)
                     };
-                    match first.or_else(|e| {
-                        if !tc {
-                            return Err(e);
-                        }
-                        tracing::warn!(interface = name, error = %e, "no TC fast path; trying XDP");
-                        attach(mode)
-                    }) {
+                    match attached {
                         Ok(p) => Some(Box::new(p)),
                         Err(e) => {
                             tracing::warn!(interface = name, error = %e, "no kernel fast path on this interface");
@@ -302,6 +299,9 @@ struct Hop {
 
 pub(crate) struct DataPlane {
     socks: Vec<Port>,
+    /// Every receiving socket: its descriptor, its port and its number there (see
+    /// [`Port::raw_fds`]); fixed once the ports are open.
+    rx: Vec<(std::os::fd::RawFd, usize, usize)>,
     meta: Vec<IfMeta>,
     neigh: NeighCache,
     routes: HashMap<IpAddr, (Instant, Option<Hop>)>,
@@ -380,6 +380,16 @@ impl DataPlane {
             fast,
             harvests: 0,
             mtu: u16::try_from(mtu).unwrap_or(u16::MAX),
+            rx: socks
+                .iter()
+                .enumerate()
+                .flat_map(|(i, p)| {
+                    p.raw_fds()
+                        .into_iter()
+                        .enumerate()
+                        .map(move |(j, fd)| (fd, i, j))
+                })
+                .collect(),
             socks,
             meta,
             neigh: NeighCache::default(),
@@ -584,15 +594,7 @@ impl DataPlane {
         now_core: rvs_core::time::Instant,
         timeout: Duration,
     ) -> std::io::Result<usize> {
-        // every receiving socket, with its port and its number there
-        let mut fds = Vec::new();
-        let mut subs = Vec::new();
-        for (i, p) in self.socks.iter().enumerate() {
-            for (j, fd) in p.raw_fds().into_iter().enumerate() {
-                fds.push(fd);
-                subs.push((i, j));
-            }
-        }
+        let mut fds: Vec<_> = self.rx.iter().map(|&(fd, _, _)| fd).collect();
         let queue_at = fds.len();
         if let Some(q) = &self.nfq {
             fds.push(q.as_raw_fd());
@@ -611,7 +613,7 @@ impl DataPlane {
                 received += self.poll_queue(lb, now_core, now)?;
                 continue;
             }
-            let Some(&(i, sub)) = subs.get(k) else {
+            let Some(&(_, i, sub)) = self.rx.get(k) else {
                 continue;
             };
             // frames copied into buffers with headroom, ready for the core

@@ -402,12 +402,10 @@ pub(crate) fn finish_offloaded_checksum(pkt: &mut [u8]) -> bool {
         return false; // no checksum
     }
     let pseudo = pseudo_header(&src, &dst, proto, l4.len() as u32);
-    if combine(&[pseudo, data(l4)]) == 0xffff {
-        return false; // verifies
-    }
-    // the unfinished field: the pseudo-header sum (either zero of one's complement)
+    // the unfinished field: the pseudo-header sum (either zero of one's complement); only
+    // then is the payload summed, to see whether it verifies anyway
     let unfinished = field == pseudo || (field == 0 && pseudo == 0xffff);
-    if !unfinished {
+    if !unfinished || combine(&[pseudo, data(l4)]) == 0xffff {
         return false;
     }
     l4[at..at + 2].fill(0);
