@@ -5,7 +5,7 @@
 //! rvs-lab get URL [--count N] [--timeout-ms 2000]
 //! rvs-lab xdpgen -i IFNAME --dst-mac MAC --dst ADDR [--dport 9] --src ADDR [--src-count 1]
 //!        [--sport 1024] [--sport-count 1] [--src-mac MAC] [--len 60] --seconds S
-//!        [--count N] [--cpu N] [--json]
+//!        [--count N] [--rate PPS [--burst 64]] [--cpu N] [--json]
 //! ```
 //!
 //! `serve` answers every HTTP request with `200 OK` and a body naming the server (the
@@ -18,7 +18,9 @@
 //! program run by `BPF_PROG_TEST_RUN` in live-frames mode, like `xdp-trafficgen`), from
 //! `--src-count` source addresses (the last byte of `--src` counting up) and
 //! `--sport-count` source ports, for `--seconds` (required, at most 600) or `--count`
-//! frames, whichever comes first, from one CPU (`--cpu` pins it). `--len` is the frame
+//! frames, whichever comes first, from one CPU (`--cpu` pins it); with `--rate`, at most
+//! PPS frames per second in bursts of `--burst` frames (`rvs_io::xdp::gen::Pace`),
+//! otherwise as fast as it can. `--len` is the frame
 //! length without FCS (60 = 64 bytes on the wire); `--src-mac` defaults to the
 //! interface's. It prints one line, `sent=N seconds=S pps=R` (or a JSON object with
 //! `--json`). On a veth, the peer needs NAPI (an XDP program, or `ethtool -K PEER gro on`)
@@ -85,7 +87,7 @@ fn run(args: &[String]) -> anyhow::Result<()> {
                  rvs-lab get http://ADDR:PORT/ [--count N] [--timeout-ms MS]\n\
                  rvs-lab xdpgen -i IFNAME --dst-mac MAC --dst ADDR [--dport N] --src ADDR \
                  [--src-count N] [--sport N] [--sport-count N] [--src-mac MAC] [--len 60] \
-                 --seconds S [--count N] [--cpu N] [--json]"
+                 --seconds S [--count N] [--rate PPS [--burst 64]] [--cpu N] [--json]"
             );
             Ok(())
         }
@@ -124,13 +126,25 @@ fn xdp_gen(args: &[String]) -> anyhow::Result<()> {
         frame_len: num(args, "--len", xdpgen::MIN_FRAME)?,
     };
     let count: u64 = num(args, "--count", u64::MAX)?;
+    let pace = match opt(args, "--rate") {
+        Some(_) => {
+            let p = xdpgen::Pace {
+                rate: parsed(args, "--rate")?,
+                burst: num(args, "--burst", 64)?,
+            };
+            p.validate().context("--rate/--burst")?;
+            Some(p)
+        }
+        None if opt(args, "--burst").is_some() => bail!("--burst needs --rate"),
+        None => None,
+    };
     if let Some(cpu) = opt(args, "--cpu") {
         let cpu: usize = cpu
             .parse()
             .map_err(|_| anyhow::anyhow!("--cpu: not a number: {cpu}"))?;
         xdpgen::pin_current_thread(cpu)?;
     }
-    let r = xdpgen::run(&spec, count, Duration::from_secs(secs))
+    let r = xdpgen::run_paced(&spec, count, Duration::from_secs(secs), pace)
         .with_context(|| format!("xdpgen on {ifname}"))?;
     if args.iter().any(|a| a == "--json") {
         println!(

@@ -380,6 +380,49 @@ fn live_run(prog: BorrowedFd<'_>, ifindex: u32, data: &[u8], repeat: u32) -> io:
     unsafe { prog_test_run(&mut attr) }
 }
 
+/// How fast to send: at most `rate` frames per second, in bursts of `burst` frames (one
+/// `BPF_PROG_TEST_RUN` call each). `None` in [`run_paced`] means as fast as possible, in
+/// calls of up to [`CHUNK`] frames.
+///
+/// A burst of `burst` frames leaves back to back (the kernel flushes them to the device in
+/// batches of 64), then the generator waits until the average rate since the start is back
+/// at `rate`: the receiver sees `rate / burst` bursts per second, like a NIC's interrupt
+/// coalescing would hand them over. A late burst is not made up by a faster one: after a
+/// stall (the generator descheduled) the schedule restarts from the current time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Pace {
+    /// Frames per second, at least 1.
+    pub rate: u64,
+    /// Frames per burst, 1 to [`CHUNK`].
+    pub burst: u32,
+}
+
+impl Pace {
+    /// Check the ranges.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` naming the bad field.
+    pub fn validate(&self) -> io::Result<()> {
+        if self.rate == 0 {
+            return Err(invalid("rate must be at least 1 frame per second"));
+        }
+        if self.burst == 0 || self.burst > CHUNK {
+            return Err(invalid("burst must be 1 to 65536 frames"));
+        }
+        Ok(())
+    }
+
+    /// When the burst after `sent` frames is due, counted from the start of the schedule.
+    pub fn due(&self, sent: u64) -> Duration {
+        let nanos = u128::from(sent) * 1_000_000_000 / u128::from(self.rate.max(1));
+        Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
+    }
+}
+
+/// A schedule falls this far behind before it is restarted rather than caught up.
+const PACE_SLACK: Duration = Duration::from_millis(5);
+
 /// Generate frames of `spec` until `max_packets` are sent or `max_time` has passed
 /// (checked between chunks of at most [`CHUNK`] frames), from the calling thread's CPU and
 /// network namespace.
@@ -390,6 +433,23 @@ fn live_run(prog: BorrowedFd<'_>, ifindex: u32, data: &[u8], repeat: u32) -> io:
 /// built without clang; the kernel's error when it refuses the program or the run
 /// (`EINVAL` from a kernel without `BPF_F_TEST_XDP_LIVE_FRAMES` (before 5.18), said so).
 pub fn run(spec: &GenSpec, max_packets: u64, max_time: Duration) -> io::Result<GenReport> {
+    run_paced(spec, max_packets, max_time, None)
+}
+
+/// [`run`] at the rate of `pace` (see [`Pace`]), or as fast as possible with `None`.
+///
+/// # Errors
+///
+/// As [`run`]; `InvalidInput` for a bad `pace`.
+pub fn run_paced(
+    spec: &GenSpec,
+    max_packets: u64,
+    max_time: Duration,
+    pace: Option<Pace>,
+) -> io::Result<GenReport> {
+    if let Some(p) = pace {
+        p.validate()?;
+    }
     let frame = template(spec)?;
     let ifi = ifindex(&spec.ifname)?;
     let mut prog = GenProgram::load_any(&spec.ifname)?;
@@ -397,10 +457,25 @@ pub fn run(spec: &GenSpec, max_packets: u64, max_time: Duration) -> io::Result<G
     let fd = prog.fd()?;
     let start = Instant::now();
     let mut sent = 0u64;
+    // the paced schedule: its origin and the frames sent since
+    let (mut origin, mut since) = (start, 0u64);
     while sent < max_packets && start.elapsed() < max_time {
-        let n = (max_packets - sent).min(u64::from(CHUNK)) as u32;
+        let chunk = pace.map_or(CHUNK, |p| p.burst);
+        let n = (max_packets - sent).min(u64::from(chunk)) as u32;
+        if let Some(p) = pace {
+            let due = origin + p.due(since);
+            let now = Instant::now();
+            if now > due + PACE_SLACK {
+                (origin, since) = (now, 0);
+            } else if due > now {
+                wait_until(due);
+            }
+        }
         match live_run(fd, ifi, &frame, n) {
-            Ok(()) => sent += u64::from(n),
+            Ok(()) => {
+                sent += u64::from(n);
+                since += u64::from(n);
+            }
             Err(e) if e.raw_os_error() == Some(libc::EINTR) => break,
             Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
                 return Err(os_err(
@@ -428,6 +503,24 @@ pub fn run(spec: &GenSpec, max_packets: u64, max_time: Duration) -> io::Result<G
         sent,
         elapsed: start.elapsed(),
     })
+}
+
+/// Sleep until `t`, the last stretch spinning: a sleep alone overshoots by tens of
+/// microseconds, as long as a burst at high rates.
+fn wait_until(t: Instant) {
+    const SPIN: Duration = Duration::from_micros(60);
+    loop {
+        let now = Instant::now();
+        if now >= t {
+            return;
+        }
+        let left = t - now;
+        if left > SPIN {
+            std::thread::sleep(left - SPIN);
+        } else {
+            std::hint::spin_loop();
+        }
+    }
 }
 
 #[cfg(test)]
