@@ -165,7 +165,7 @@ fn pace_schedule_and_ranges() {
         },
     ] {
         let e = bad.validate().expect_err("invalid");
-        assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput, "{bad:?}");
+        assert_eq!(e.kind(), io::ErrorKind::InvalidInput, "{bad:?}");
     }
     // a bad pace is refused before anything is loaded or sent
     let e = run_paced(
@@ -175,7 +175,7 @@ fn pace_schedule_and_ranges() {
         Some(Pace { rate: 0, burst: 1 }),
     )
     .expect_err("refused");
-    assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);
+    assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
 }
 
 fn rx_packets(ns: &NetNs, ifname: &str) -> u64 {
@@ -267,7 +267,7 @@ fn netns_frames_arrive_with_varying_sources() {
         Ok(r) => r,
         // Some kernels refuse live-frames runs even to root (seen on a 6.18 build whose
         // other BPF_PROG_TEST_RUN modes work): nothing to test here then.
-        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
             eprintln!("skipped: the kernel refuses live-frames test runs: {e}");
             b.run(move || drop((sock, cap))).expect("ns");
             return;
