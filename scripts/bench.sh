@@ -37,7 +37,9 @@
 # (default DIR: docs/bench). Default run ~10-15 min, --quick ~3-4 min. Not part of the tests.
 # Environment: BENCH_DIRECTOR_CPU (1), BENCH_GENERATOR_CPU (0), BENCH_NICE (-20: the nice
 # level of every measured task, so that other jobs on a shared machine disturb less),
-# RVSD_EXTRA (more rvsd options for the rvs modes), CARGO_TARGET_DIR.
+# RVSD_EXTRA (more rvsd options for the rvs modes), BENCH_SINK_DEFER (DEFER:NS, e.g. 2:50000:
+# interrupt moderation for the real servers' sinks during the UDP workloads, NAPI deferral
+# through napi_defer_hard_irqs and gro_flush_timeout; default none), CARGO_TARGET_DIR.
 #
 # Network rule: traffic only inside the namespaces made here, addresses from
 # 198.18.0.0/15, every load under `timeout`, namespaces deleted on exit.
@@ -59,7 +61,7 @@ while [ $# -gt 0 ]; do
     --out) out="${2:-}"; shift 2 ;;
     --no-build) build=0; shift ;;
     --report-only) report_only=1; shift ;;
-    -h|--help) sed -n '2,41p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,43p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -408,6 +410,7 @@ else
 fi
 LAT_GAP=0.0003
 FIXED_RATE="${BENCH_FIXED_RATE:-100000pps}"   # the partial-load packet rate
+SINK_DEFER="${BENCH_SINK_DEFER:-}"             # DEFER:TIMEOUT_NS, the sinks' NAPI deferral
 # Other users of a shared machine: the measured tasks (director, generator, servers) run at
 # this nice level so that a CPU-bound job elsewhere takes little of the pinned cores.
 NICE="${BENCH_NICE:--20}"
@@ -754,13 +757,17 @@ delta() { # s0 s1 -> secs fwd_pps gen_delivered_pps gen_dropped_pps dir_ns busy_
 }
 set_dut() { DUT_PIDS="$(ip netns pids "$ND" | paste -sd' ')"; }
 sink() { # on|off: XDP drop of IPv4 at the real servers' ingress
-  local k
+  local k defer=0 timeout=0
+  if [ "$1" = on ] && [ -n "$SINK_DEFER" ]; then defer="${SINK_DEFER%%:*}"; timeout="${SINK_DEFER#*:}"; fi
   for k in 1 2 3; do
     if [ "$1" = on ]; then
       ip -force -n "$P-rs$k" link set dev "${P}s$k" xdpdrv obj "$tmp/xdp.o" sec xdp
     else
       ip -n "$P-rs$k" link set dev "${P}s$k" xdpdrv off 2>/dev/null || true
     fi
+    # interrupt moderation for the sinks (BENCH_SINK_DEFER), off again after the UDP runs
+    nsx "$P-rs$k" sh -c "echo $defer > /sys/class/net/${P}s$k/napi_defer_hard_irqs; \
+      echo $timeout > /sys/class/net/${P}s$k/gro_flush_timeout" 2>/dev/null || true
   done
   pin_napi
 }
@@ -1114,6 +1121,7 @@ mode_down() {
   echo "commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$ROOT" diff --quiet HEAD -- crates 2>/dev/null || echo '+local changes')"
   echo "quick=$quick"
   echo "fixed_rate=$FIXED_RATE"
+  echo "sink_defer=${SINK_DEFER:-none}"
   echo "runs=$RUNS runs; $T s per packet-rate window, $WRK_T s wrk, $BULK_T s iperf3, $LAT_N round trips"
   echo "tools=$( { trafgen -v 2>/dev/null | head -1 | awk '{print $1, $2}'; wrk -v 2>&1 | head -1 | awk '{print "wrk", $2}'; iperf3 -v 2>/dev/null | head -1 | awk '{print $1, $2}'; haproxy -v 2>/dev/null | head -1 | awk '{print "HAProxy", $3}'; nft -v | awk '{print "nft", $2}'; } | paste -sd, | sed 's/,/, /g')"
 } >"$META.new"
