@@ -40,7 +40,8 @@
 # level of every measured task, so that other jobs on a shared machine disturb less),
 # RVSD_EXTRA (more rvsd options for the rvs modes), BENCH_SINK_DEFER (DEFER:NS, e.g. 2:50000:
 # interrupt moderation for the real servers' sinks during the UDP workloads, NAPI deferral
-# through napi_defer_hard_irqs and gro_flush_timeout; default none), CARGO_TARGET_DIR.
+# through napi_defer_hard_irqs and gro_flush_timeout; default none), BENCH_INTERLEAVE (1: the
+# UDP runs go round the directors, run 1 of each, then run 2...; 0: back to back), CARGO_TARGET_DIR.
 #
 # Network rule: traffic only inside the namespaces made here, addresses from
 # 198.18.0.0/15, every load under `timeout`, namespaces deleted on exit.
@@ -62,7 +63,7 @@ while [ $# -gt 0 ]; do
     --out) out="${2:-}"; shift 2 ;;
     --no-build) build=0; shift ;;
     --report-only) report_only=1; shift ;;
-    -h|--help) sed -n '2,46p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,47p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -824,8 +825,11 @@ fast_warm() { # MODE: rvs only: wait (bounded, 20 s) until the kernel fast path 
 udp_runs() { # WORKLOAD MODE CFG [trafgen args]: udp = flat out, udp_fixed = -b RATE
   local wl="$1" mode="$2" cfg="$3" r s0 s1 secs fwd gdel gdrop dns busy steal c0 c1 rx tx txe
   shift 3
-  for r in $(seq "$RUNS"); do
-    if [[ "$mode" == rvs-* ]] && { [ "$wl" = udp ] || [ "$wl" = udpx ]; } && [ "$r" -gt 1 ]; then rvs_restart; fi
+  # ONLY_RUN=N: just run N (interleaved runs, each after a fresh mode_up)
+  for r in ${ONLY_RUN:-$(seq "$RUNS")}; do
+    if [ -z "${ONLY_RUN:-}" ] && [[ "$mode" == rvs-* ]] && { [ "$wl" = udp ] || [ "$wl" = udpx ]; } && [ "$r" -gt 1 ]; then
+      rvs_restart
+    fi
     if [ "$wl" = udpx ]; then start_xdpgen "$mode"; else start_trafgen "$cfg" "$@"; fi
     fast_warm "$mode"
     sleep "$WARM"
@@ -1123,6 +1127,7 @@ mode_down() {
   echo "quick=$quick"
   echo "fixed_rate=$FIXED_RATE"
   echo "sink_defer=${SINK_DEFER:-none}"
+  echo "interleave=${BENCH_INTERLEAVE:-1}"
   echo "runs=$RUNS runs; $T s per packet-rate window, $WRK_T s wrk, $BULK_T s iperf3, $LAT_N round trips"
   echo "tools=$( { trafgen -v 2>/dev/null | head -1 | awk '{print $1, $2}'; wrk -v 2>&1 | head -1 | awk '{print "wrk", $2}'; iperf3 -v 2>/dev/null | head -1 | awk '{print $1, $2}'; haproxy -v 2>/dev/null | head -1 | awk '{print "HAProxy", $3}'; nft -v | awk '{print "nft", $2}'; } | paste -sd, | sed 's/,/, /g')"
 } >"$META.new"
@@ -1141,8 +1146,45 @@ if [[ ",$only_modes," == *",tcbare,"* ]]; then MODES+=(tcbare); fi
 if ! have trafgen; then skip udp all "trafgen (netsniff-ng) not installed"; fi
 XDP_OK=1
 XDPGEN_NO=""
+# The UDP packet-rate runs go round the directors RUNS times (run 1 of each, then run 2 of
+# each, ...), each run after a fresh start of its director, so that the host's drift over
+# the minutes of a run (this VM's is large) spreads over every director alike instead of
+# biasing the ones measured during a slow spell. BENCH_INTERLEAVE=0: all runs of a director
+# back to back, as before 2026-12-07.
+UDP_DONE=0
+declare -A UDP_FAILED=()
+if [ "${BENCH_INTERLEAVE:-1}" = 1 ] && want_wl udp && have trafgen; then
+  for r in $(seq "$RUNS"); do
+    for mode in "${MODES[@]}"; do
+      want_mode "$mode" && [ "$mode" != haproxy ] || continue
+      [ -z "${UDP_FAILED[$mode]:-}" ] || continue
+      if [[ "$mode" == *-xdp ]] && [ "$XDP_OK" = 0 ]; then
+        skip udp "$mode" "AF_XDP unavailable (see rvsd log)"; UDP_FAILED[$mode]=1; continue
+      fi
+      log "== $mode, UDP run $r of $RUNS"
+      if ! mode_up "$mode"; then
+        [[ "$mode" == *-xdp ]] && XDP_OK=0
+        skip udp "$mode" "could not start: $(tail -1 "$tmp/rvsd.log" 2>/dev/null)"
+        UDP_FAILED[$mode]=1
+        mode_down "$mode" 2>/dev/null || true
+        continue
+      fi
+      sink on
+      cfg="$tmp/udp-vip.cfg"; [ "$mode" = fwd ] && cfg="$tmp/udp-rip.cfg"
+      ONLY_RUN=$r udp_runs udp "$mode" "$cfg"
+      if [ "$mode" != ceiling ] && [ "$quick" = 0 ]; then ONLY_RUN=$r udp_runs udp_fixed "$mode" "$cfg" -b "$FIXED_RATE"; fi
+      [[ "$mode" == rvs-* ]] && log "rvsd after the UDP runs: $(rvs_diag)"
+      sink off
+      mode_down "$mode"
+    done
+  done
+  UDP_DONE=1
+fi
 per_mode=0
-for w in udp udpx conn lat bulk; do want_wl "$w" && per_mode=1; done
+for w in udp udpx conn lat bulk; do
+  if [ "$w" = udp ] && [ "$UDP_DONE" = 1 ]; then continue; fi
+  want_wl "$w" && per_mode=1
+done
 [ -z "$only_workloads" ] || [[ ",$only_workloads," != *",udpx,"* ]] || per_mode=1
 for mode in "${MODES[@]}"; do
   [ "$per_mode" = 1 ] || break
@@ -1160,7 +1202,7 @@ for mode in "${MODES[@]}"; do
   fi
   if [ -n "${BENCH_PAUSE:-}" ]; then log "pausing ${BENCH_PAUSE}s (lab $P)"; sleep "$BENCH_PAUSE"; fi
   # 1. packet rate (the real servers drop at their ingress)
-  if want_wl udp && have trafgen && [ "$mode" != haproxy ]; then
+  if want_wl udp && have trafgen && [ "$mode" != haproxy ] && [ "$UDP_DONE" = 0 ]; then
     sink on
     cfg="$tmp/udp-vip.cfg"; [ "$mode" = fwd ] && cfg="$tmp/udp-rip.cfg"
     udp_runs udp "$mode" "$cfg"
