@@ -1227,6 +1227,11 @@ for mode in "${MODES[@]}"; do
     sink off
   fi
   if [ "$mode" != ceiling ] && [ "$mode" != tcbare ]; then
+    # The previous director's connections left TIME_WAIT sockets on the real servers for
+    # the same client address and ports (60 s): a new SYN that meets one is answered with
+    # an ACK and retried a second later. Without UDP runs in between (they interleave now)
+    # that halved some directors' connection rates; every director starts clean instead.
+    for n in "$NG" "$ND" "$P-rs1" "$P-rs2" "$P-rs3"; do nsx "$n" ss -K -tan state time-wait >/dev/null 2>&1 || true; done
     url="http://$VIP:80/"; lua=""; host="$VIP"
     if [ "$mode" = fwd ]; then url="http://198.19.1.2:80/"; lua="$tmp/rips.lua"; host=198.19.1.2; fi
     want_wl conn && conn_runs "$mode" "$url" "$lua"
