@@ -41,7 +41,7 @@
 # RVSD_EXTRA (more rvsd options for the rvs modes), BENCH_SINK_DEFER (DEFER:NS, e.g. 2:50000:
 # interrupt moderation for the real servers' sinks during the UDP workloads, NAPI deferral
 # through napi_defer_hard_irqs and gro_flush_timeout; default none), BENCH_INTERLEAVE (1: the
-# UDP runs go round the directors, run 1 of each, then run 2...; 0: back to back), CARGO_TARGET_DIR.
+# runs go round the directors, run 1 of each, then run 2...; 0: back to back), CARGO_TARGET_DIR.
 #
 # Network rule: traffic only inside the namespaces made here, addresses from
 # 198.18.0.0/15, every load under `timeout`, namespaces deleted on exit.
@@ -876,7 +876,7 @@ EOF
 conn_runs() { # MODE URL [LUA]
   local mode="$1" url="$2" lua="${3:-}" r s0 s1 o reqs secs cps errs dns busy steal x
   if ! have wrk; then skip conn "$mode" "wrk not installed"; return; fi
-  for r in $(seq "$RUNS"); do
+  for r in ${ONLY_RUN:-$(seq "$RUNS")}; do
     s0=$(sample)
     o=$(nsx "$NG" timeout "$((WRK_T + 15))" taskset -c "$GCPU" nice -n "$NICE" wrk -t3 -c48 -d"${WRK_T}s" --timeout 2s \
           -H 'Connection: close' ${lua:+-s "$lua"} "$url" 2>&1) || true
@@ -901,7 +901,7 @@ conn_runs() { # MODE URL [LUA]
 lat_runs() { # MODE HOST
   local mode="$1" host="$2" r o
   if ! have haproxy; then skip lat "$mode" "needs HAProxy as the real servers' keep-alive HTTP server"; return; fi
-  for r in $(seq "$RUNS"); do
+  for r in ${ONLY_RUN:-$(seq "$RUNS")}; do
     o=$(nsx "$NG" timeout 60 taskset -c "$GCPU" nice -n "$NICE" python3 "$tmp/lat.py" "$host" 80 "$LAT_N" "$LAT_GAP" 2>&1) || true
     if [[ "$o" =~ ^[0-9.]+\ [0-9.]+$ ]]; then
       rec lat "$mode" "$r" p50_us "${o% *}"; rec lat "$mode" "$r" p99_us "${o#* }"
@@ -914,7 +914,7 @@ lat_runs() { # MODE HOST
 bulk_runs() { # MODE HOST
   local mode="$1" host="$2" r o s0 s1 bps x busy steal secs dns
   if ! have iperf3; then skip bulk "$mode" "iperf3 not installed"; return; fi
-  for r in $(seq "$RUNS"); do
+  for r in ${ONLY_RUN:-$(seq "$RUNS")}; do
     s0=$(sample)
     o=$(nsx "$NG" timeout "$((BULK_T + 15))" taskset -c "$GCPU" nice -n "$NICE" iperf3 -c "$host" -p 5201 -t "$BULK_T" -J 2>&1) || true
     s1=$(sample)
@@ -1186,17 +1186,24 @@ for w in udp udpx conn lat bulk; do
   want_wl "$w" && per_mode=1
 done
 [ -z "$only_workloads" ] || [[ ",$only_workloads," != *",udpx,"* ]] || per_mode=1
+# With BENCH_INTERLEAVE=1 the other workloads go round the directors too (ONLY_RUN=1, 2, 3).
+ROUNDS=""; [ "${BENCH_INTERLEAVE:-1}" = 1 ] && ROUNDS=$(seq "$RUNS")
+declare -A MODE_FAILED=()
+for ONLY_RUN in ${ROUNDS:-all}; do
+[ "$ONLY_RUN" = all ] && ONLY_RUN=""
 for mode in "${MODES[@]}"; do
   [ "$per_mode" = 1 ] || break
   want_mode "$mode" || continue
+  [ -z "${MODE_FAILED[$mode]:-}" ] || continue
   if [ "$mode" = haproxy ] && ! have haproxy; then
     skip conn haproxy "haproxy not installed"; skip lat haproxy "haproxy not installed"; continue
   fi
   if [[ "$mode" == *-xdp ]] && [ "$XDP_OK" = 0 ]; then skip udp "$mode" "AF_XDP unavailable (see rvsd log)"; continue; fi
-  log "== $mode"
+  log "== $mode${ONLY_RUN:+, round $ONLY_RUN of $RUNS}"
   if ! mode_up "$mode"; then
     [[ "$mode" == *-xdp ]] && XDP_OK=0
     skip all "$mode" "could not start: $(tail -1 "$tmp/rvsd.log" 2>/dev/null)"
+    MODE_FAILED[$mode]=1
     mode_down "$mode" 2>/dev/null || true
     continue
   fi
@@ -1247,6 +1254,8 @@ for mode in "${MODES[@]}"; do
   fi
   mode_down "$mode"
 done
+done
+unset ONLY_RUN
 
 # ------------------------------------------------------------------ scale
 if want_wl scale && { [ -z "$only_modes" ] || want_mode scale; }; then
