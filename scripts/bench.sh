@@ -41,7 +41,7 @@
 # RVSD_EXTRA (more rvsd options for the rvs modes), BENCH_SINK_DEFER (DEFER:NS, e.g. 2:50000:
 # interrupt moderation for the real servers' sinks during the UDP workloads, NAPI deferral
 # through napi_defer_hard_irqs and gro_flush_timeout; default none), BENCH_INTERLEAVE (1: the
-# runs go round the directors, run 1 of each, then run 2...; 0: back to back), CARGO_TARGET_DIR.
+# runs go round the directors, round 1: run 1 of each, then round 2...; 0: back to back), CARGO_TARGET_DIR.
 #
 # Network rule: traffic only inside the namespaces made here, addresses from
 # 198.18.0.0/15, every load under `timeout`, namespaces deleted on exit.
@@ -1146,47 +1146,14 @@ if [[ ",$only_modes," == *",tcbare,"* ]]; then MODES+=(tcbare); fi
 if ! have trafgen; then skip udp all "trafgen (netsniff-ng) not installed"; fi
 XDP_OK=1
 XDPGEN_NO=""
-# The UDP packet-rate runs go round the directors RUNS times (run 1 of each, then run 2 of
-# each, ...), each run after a fresh start of its director, so that the host's drift over
-# the minutes of a run (this VM's is large) spreads over every director alike instead of
-# biasing the ones measured during a slow spell. BENCH_INTERLEAVE=0: all runs of a director
-# back to back, as before 2026-12-07.
-UDP_DONE=0
-declare -A UDP_FAILED=()
-if [ "${BENCH_INTERLEAVE:-1}" = 1 ] && want_wl udp && have trafgen; then
-  for r in $(seq "$RUNS"); do
-    for mode in "${MODES[@]}"; do
-      want_mode "$mode" && [ "$mode" != haproxy ] || continue
-      [ -z "${UDP_FAILED[$mode]:-}" ] || continue
-      if [[ "$mode" == *-xdp ]] && [ "$XDP_OK" = 0 ]; then
-        skip udp "$mode" "AF_XDP unavailable (see rvsd log)"; UDP_FAILED[$mode]=1; continue
-      fi
-      log "== $mode, UDP run $r of $RUNS"
-      if ! mode_up "$mode"; then
-        [[ "$mode" == *-xdp ]] && XDP_OK=0
-        skip udp "$mode" "could not start: $(tail -1 "$tmp/rvsd.log" 2>/dev/null)"
-        UDP_FAILED[$mode]=1
-        mode_down "$mode" 2>/dev/null || true
-        continue
-      fi
-      sink on
-      cfg="$tmp/udp-vip.cfg"; [ "$mode" = fwd ] && cfg="$tmp/udp-rip.cfg"
-      ONLY_RUN=$r udp_runs udp "$mode" "$cfg"
-      if [ "$mode" != ceiling ] && [ "$quick" = 0 ]; then ONLY_RUN=$r udp_runs udp_fixed "$mode" "$cfg" -b "$FIXED_RATE"; fi
-      [[ "$mode" == rvs-* ]] && log "rvsd after the UDP runs: $(rvs_diag)"
-      sink off
-      mode_down "$mode"
-    done
-  done
-  UDP_DONE=1
-fi
 per_mode=0
-for w in udp udpx conn lat bulk; do
-  if [ "$w" = udp ] && [ "$UDP_DONE" = 1 ]; then continue; fi
-  want_wl "$w" && per_mode=1
-done
+for w in udp udpx conn lat bulk; do want_wl "$w" && per_mode=1; done
 [ -z "$only_workloads" ] || [[ ",$only_workloads," != *",udpx,"* ]] || per_mode=1
-# With BENCH_INTERLEAVE=1 the other workloads go round the directors too (ONLY_RUN=1, 2, 3).
+# The runs go round the directors RUNS times (round 1: run 1 of each director, round 2:
+# run 2 of each, ...), each round after a fresh start of the director, so that the host's
+# drift over the minutes of a benchmark (this VM's is large) spreads over every director
+# alike instead of tilting the ratios against the ones measured during a slow spell.
+# BENCH_INTERLEAVE=0: all runs of a director back to back, as before 2026-12-07.
 ROUNDS=""; [ "${BENCH_INTERLEAVE:-1}" = 1 ] && ROUNDS=$(seq "$RUNS")
 declare -A MODE_FAILED=()
 for ONLY_RUN in ${ROUNDS:-all}; do
@@ -1196,9 +1163,12 @@ for mode in "${MODES[@]}"; do
   want_mode "$mode" || continue
   [ -z "${MODE_FAILED[$mode]:-}" ] || continue
   if [ "$mode" = haproxy ] && ! have haproxy; then
-    skip conn haproxy "haproxy not installed"; skip lat haproxy "haproxy not installed"; continue
+    skip conn haproxy "haproxy not installed"; skip lat haproxy "haproxy not installed"
+    MODE_FAILED[$mode]=1; continue
   fi
-  if [[ "$mode" == *-xdp ]] && [ "$XDP_OK" = 0 ]; then skip udp "$mode" "AF_XDP unavailable (see rvsd log)"; continue; fi
+  if [[ "$mode" == *-xdp ]] && [ "$XDP_OK" = 0 ]; then
+    skip udp "$mode" "AF_XDP unavailable (see rvsd log)"; MODE_FAILED[$mode]=1; continue
+  fi
   log "== $mode${ONLY_RUN:+, round $ONLY_RUN of $RUNS}"
   if ! mode_up "$mode"; then
     [[ "$mode" == *-xdp ]] && XDP_OK=0
@@ -1209,7 +1179,7 @@ for mode in "${MODES[@]}"; do
   fi
   if [ -n "${BENCH_PAUSE:-}" ]; then log "pausing ${BENCH_PAUSE}s (lab $P)"; sleep "$BENCH_PAUSE"; fi
   # 1. packet rate (the real servers drop at their ingress)
-  if want_wl udp && have trafgen && [ "$mode" != haproxy ] && [ "$UDP_DONE" = 0 ]; then
+  if want_wl udp && have trafgen && [ "$mode" != haproxy ]; then
     sink on
     cfg="$tmp/udp-vip.cfg"; [ "$mode" = fwd ] && cfg="$tmp/udp-rip.cfg"
     udp_runs udp "$mode" "$cfg"
