@@ -35,7 +35,7 @@
 #   scale  rvsd holding 1,000,000 connections (VmRSS), 10,000 services via `rvsadm -R`
 #
 # Results: DIR/results.md (with the plots DIR/*.svg) and the raw numbers DIR/raw.tsv
-# (default DIR: docs/bench). Default run ~10-15 min, --quick ~3-4 min. Not part of the tests.
+# (default DIR: docs/bench). Default run ~16 min, --quick ~3-4 min. Not part of the tests.
 # Environment: BENCH_DIRECTOR_CPU (1), BENCH_GENERATOR_CPU (0), BENCH_NICE (-20: the nice
 # level of every measured task, so that other jobs on a shared machine disturb less),
 # RVSD_EXTRA (more rvsd options for the rvs modes), BENCH_SINK_DEFER (DEFER:NS, e.g. 2:50000:
@@ -158,6 +158,13 @@ for k, name in [("kernel", "Kernel"), ("cpu", "CPU model"), ("cpus", "CPUs"), ("
     v = meta.get(k, "?")
     if k == "load_start":
         v = f"{v} / {meta.get('load_end','?')} (a shared 2-CPU VM: other engineers' jobs ran during the measurements, see *other CPU* below)"
+    if k == "runs":
+        if meta.get("interleave") == "1":
+            v += "; interleaved: run 1 of every director, then run 2, then run 3, each after a fresh start"
+        elif meta.get("interleave") == "0":
+            v += "; back to back per director"
+        if meta.get("sink_defer", "none") != "none":
+            v += f"; real servers' sinks with NAPI deferral {meta['sink_defer']} (defer count:timeout ns)"
     L.append(f"| {name} | {v} |")
 L.append("")
 
