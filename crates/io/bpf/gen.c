@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 //
-// rvs XDP packet generator (rvs-io `xdp::gen` module).
+// rvs XDP packet generator (rvs-io `xdp::gen` module): two programs.
 //
-// Run by BPF_PROG_TEST_RUN with BPF_F_TEST_XDP_LIVE_FRAMES on an Ethernet + IPv4 (no
+// rvs_gen is run by BPF_PROG_TEST_RUN with BPF_F_TEST_XDP_LIVE_FRAMES on an Ethernet + IPv4 (no
 // options) + UDP template frame built by user space. For each frame it writes a source
 // address low byte and a UDP source port derived from a per-CPU counter and the
 // parameters in `rvs_gen_params`, recomputes the IPv4 header checksum in full, sets the
@@ -11,6 +11,9 @@
 //
 // Everything is written absolutely, never incrementally: in live mode the kernel's page
 // pool recycles the frames' pages and keeps what the program wrote into them last time.
+//
+// rvs_gen_loop (below) makes frames without test runs, from seed frames going round a
+// veth pair.
 //
 // Frame n of a CPU (its counter) gets source address index n % src_count and source port
 // index (n / src_count) % sport_count, so every (address, port) pair comes up.
@@ -47,22 +50,15 @@ struct {
 #define IP_HLEN 20
 #define UDP_HLEN 8
 
-SEC("xdp")
-int rvs_gen(struct xdp_md *ctx)
+// Write frame n's source address and port and the IPv4 header checksum; 0, or -1 when the
+// frame is too short.
+INLINE int stamp(struct xdp_md *ctx, struct gen_params *p, __u32 n)
 {
 	__u8 *data = (__u8 *)(long)ctx->data;
 	__u8 *end = (__u8 *)(long)ctx->data_end;
-	__u32 zero = 0;
 
 	if (data + ETH_HLEN + IP_HLEN + UDP_HLEN > end)
-		return XDP_ABORTED;
-	struct gen_params *p = bpf_map_lookup_elem(&rvs_gen_params, &zero);
-	__u64 *cnt = bpf_map_lookup_elem(&rvs_gen_count, &zero);
-	if (!p || !cnt)
-		return XDP_ABORTED;
-
-	__u32 n = (__u32)*cnt;
-	*cnt += 1;
+		return -1;
 	__u32 sc = p->src_count ? p->src_count : 1;
 	__u32 pc = p->sport_count ? p->sport_count : 1;
 	__u32 a = (p->src_first + n % sc) & 0xff;
@@ -88,7 +84,119 @@ int rvs_gen(struct xdp_md *ctx)
 	sum = ~sum & 0xffff;
 	ip[10] = (__u8)(sum >> 8);
 	ip[11] = (__u8)sum;
+	return 0;
+}
+
+SEC("xdp")
+int rvs_gen(struct xdp_md *ctx)
+{
+	__u32 zero = 0;
+	struct gen_params *p = bpf_map_lookup_elem(&rvs_gen_params, &zero);
+	__u64 *cnt = bpf_map_lookup_elem(&rvs_gen_count, &zero);
+	if (!p || !cnt)
+		return XDP_ABORTED;
+	__u32 n = (__u32)*cnt;
+	*cnt += 1;
+	if (stamp(ctx, p, n) < 0)
+		return XDP_ABORTED;
 	return XDP_TX;
+}
+
+// ---------------------------------------------------------------------------------------
+// The redirect-loop generator (`xdp::gen::run_loop`), for kernels that refuse live-frames
+// test runs. A veth pair A-B carries a few seed frames round and round: the program is
+// attached to B, and each frame arriving at B is either
+// - sent: stamped as frame n and broadcast to both entries of `rvs_loop_out`, A (so the
+//   frame comes round to B again) and the output device (the kernel clones it into a
+//   fresh page for one of the two); or
+// - held back (pacing): redirected to A only, to come round again; or
+// - dropped when the run is over (`sent` reached `max_sent`, or `duration_ns` passed since
+//   the first frame), which ends the loop.
+// The loop runs in the NAPI poll of B, on the CPU that sent the seeds. Single CPU: the
+// state is a plain array, not per CPU.
+
+#define BPF_MAP_TYPE_DEVMAP 14
+#define BPF_F_BROADCAST (1ULL << 3)
+
+static __u64 (*bpf_ktime_get_ns)(void) = (void *)5;
+static long (*bpf_redirect_map)(void *map, __u64 key, __u64 flags) = (void *)51;
+
+struct loop_cfg {
+	__u64 rate;        // frames per second sent, 0 = as fast as the loop turns
+	__u64 max_sent;    // frames to send
+	__u64 duration_ns; // then stop, counted from the first frame
+	__u64 burst;       // pacing: at most this many frames sent late in a row
+};
+
+struct loop_state {
+	__u64 start_ns;  // first frame seen
+	__u64 last_ns;   // last frame sent
+	__u64 sent;      // frames sent (stamped and broadcast)
+	__u64 held;      // passes held back by pacing
+	__u64 ended;     // frames dropped at the end
+	__u64 forgiven;  // pacing: frames the schedule gave up on after a stall
+};
+
+struct devmap_val {
+	__u32 ifindex;
+	__u32 prog;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct loop_cfg);
+} rvs_loop_cfg SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct loop_state);
+} rvs_loop_state SEC(".maps");
+
+// Entry 0: the loop's other end (A); entry 1: the output device.
+struct {
+	__uint(type, BPF_MAP_TYPE_DEVMAP);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__type(value, struct devmap_val);
+} rvs_loop_out SEC(".maps");
+
+SEC("xdp")
+int rvs_gen_loop(struct xdp_md *ctx)
+{
+	__u32 zero = 0;
+	struct gen_params *p = bpf_map_lookup_elem(&rvs_gen_params, &zero);
+	struct loop_cfg *c = bpf_map_lookup_elem(&rvs_loop_cfg, &zero);
+	struct loop_state *s = bpf_map_lookup_elem(&rvs_loop_state, &zero);
+	if (!p || !c || !s)
+		return XDP_ABORTED;
+
+	__u64 now = bpf_ktime_get_ns();
+	if (s->start_ns == 0)
+		s->start_ns = now;
+	__u64 elapsed = now - s->start_ns;
+	if (s->sent >= c->max_sent || elapsed >= c->duration_ns) {
+		s->ended += 1;
+		return XDP_DROP;
+	}
+	if (c->rate) {
+		// due = frames the schedule allows by now; microseconds keep the product small
+		__u64 due = (elapsed / 1000) * c->rate / 1000000 - s->forgiven;
+		if (s->sent >= due) {
+			s->held += 1;
+			return bpf_redirect_map(&rvs_loop_out, 0, 0);
+		}
+		if (due - s->sent > c->burst)
+			s->forgiven += due - s->sent - c->burst;
+	}
+	if (stamp(ctx, p, (__u32)s->sent) < 0)
+		return XDP_ABORTED;
+	s->sent += 1;
+	s->last_ns = now;
+	return bpf_redirect_map(&rvs_loop_out, 0, BPF_F_BROADCAST);
 }
 
 char LICENSE[] SEC("license") = "Dual MIT/GPL";

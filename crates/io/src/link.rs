@@ -2,7 +2,7 @@
 //! few operations the real-server helper needs.
 //!
 //! - links: [`state`] (index and up/down), [`set_up`], [`add`] (a device of a given kind,
-//!   such as `ipip`), [`delete`];
+//!   such as `ipip`), [`add_veth`], [`delete`];
 //! - addresses: [`addrs`] (the addresses of one interface), [`addr_add`], [`addr_del`].
 //!
 //! Requests are `RTM_*LINK` and `RTM_*ADDR` messages on a `NETLINK_ROUTE` socket of the
@@ -26,6 +26,8 @@ const NLM_F_EXCL: u16 = 0x200;
 const IFLA_IFNAME: u16 = 3;
 const IFLA_LINKINFO: u16 = 18;
 const IFLA_INFO_KIND: u16 = 1;
+const IFLA_INFO_DATA: u16 = 2;
+const VETH_INFO_PEER: u16 = 1;
 const IFA_ADDRESS: u16 = 1;
 const IFA_LOCAL: u16 = 2;
 const IFA_F_NODAD: u8 = 0x02;
@@ -153,6 +155,37 @@ pub fn add(name: &str, kind: &str) -> io::Result<()> {
             |_, _| {},
         )
         .map_err(|e| os_err("RTM_NEWLINK(create)", format!("{name} type {kind}"), e))
+}
+
+/// Create a veth pair `a` - `b` in the calling thread's namespace, both down
+/// (`ip link add A type veth peer name B`).
+///
+/// # Errors
+///
+/// `EEXIST` when a name is taken; the kernel's error otherwise.
+pub fn add_veth(a: &str, b: &str) -> io::Result<()> {
+    check_name(a)?;
+    check_name(b)?;
+    let mut body = ifinfomsg(0, 0, 0);
+    push_attr(&mut body, IFLA_IFNAME, &name_attr(a));
+    // IFLA_INFO_DATA { VETH_INFO_PEER { struct ifinfomsg, IFLA_IFNAME } }
+    let mut peer = ifinfomsg(0, 0, 0);
+    push_attr(&mut peer, IFLA_IFNAME, &name_attr(b));
+    let mut data = Vec::new();
+    push_attr(&mut data, VETH_INFO_PEER, &peer);
+    let mut info = Vec::new();
+    push_attr(&mut info, IFLA_INFO_KIND, b"veth");
+    push_attr(&mut info, IFLA_INFO_DATA, &data);
+    push_attr(&mut body, IFLA_LINKINFO, &info);
+    Netlink::open()?
+        .request(
+            RTM_NEWLINK,
+            NLM_F_CREATE | NLM_F_EXCL,
+            &body,
+            "RTM_NEWLINK(create)",
+            |_, _| {},
+        )
+        .map_err(|e| os_err("RTM_NEWLINK(create)", format!("{a} type veth peer {b}"), e))
 }
 
 /// Delete interface `name` (`ip link del NAME`).

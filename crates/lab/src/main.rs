@@ -5,7 +5,7 @@
 //! rvs-lab get URL [--count N] [--timeout-ms 2000]
 //! rvs-lab xdpgen -i IFNAME --dst-mac MAC --dst ADDR [--dport 9] --src ADDR [--src-count 1]
 //!        [--sport 1024] [--sport-count 1] [--src-mac MAC] [--len 60] --seconds S
-//!        [--count N] [--rate PPS [--burst 64]] [--cpu N] [--json]
+//!        [--count N] [--rate PPS [--burst 64]] [--loop [--seeds 64]] [--cpu N] [--json]
 //! ```
 //!
 //! `serve` answers every HTTP request with `200 OK` and a body naming the server (the
@@ -25,6 +25,13 @@
 //! interface's. It prints one line, `sent=N seconds=S pps=R` (or a JSON object with
 //! `--json`). On a veth, the peer needs NAPI (an XDP program, or `ethtool -K PEER gro on`)
 //! or every frame is dropped: `sent` counts frames handed to the device, not delivered.
+//!
+//! `xdpgen --loop` makes the frames without test runs, for kernels that refuse live-frames
+//! runs (EPERM): `--seeds` frames go round a veth pair the command creates and deletes
+//! (`rvsgl<pid>a/b`), and an XDP program on it sends a copy of each frame coming round out
+//! of `IFNAME` (`rvs_io::xdp::gen::run_loop`). The receiver sees the same XDP frames. The
+//! bounds are kept by the program itself; `--burst` is then the most frames sent back to
+//! back to catch up after a stall.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -87,7 +94,8 @@ fn run(args: &[String]) -> anyhow::Result<()> {
                  rvs-lab get http://ADDR:PORT/ [--count N] [--timeout-ms MS]\n\
                  rvs-lab xdpgen -i IFNAME --dst-mac MAC --dst ADDR [--dport N] --src ADDR \
                  [--src-count N] [--sport N] [--sport-count N] [--src-mac MAC] [--len 60] \
-                 --seconds S [--count N] [--rate PPS [--burst 64]] [--cpu N] [--json]"
+                 --seconds S [--count N] [--rate PPS [--burst 64]] [--loop [--seeds 64]] \
+                 [--cpu N] [--json]"
             );
             Ok(())
         }
@@ -144,8 +152,17 @@ fn xdp_gen(args: &[String]) -> anyhow::Result<()> {
             .map_err(|_| anyhow::anyhow!("--cpu: not a number: {cpu}"))?;
         xdpgen::pin_current_thread(cpu)?;
     }
-    let r = xdpgen::run_paced(&spec, count, Duration::from_secs(secs), pace)
-        .with_context(|| format!("xdpgen on {ifname}"))?;
+    let looped = args.iter().any(|a| a == "--loop");
+    if !looped && opt(args, "--seeds").is_some() {
+        bail!("--seeds needs --loop");
+    }
+    let r = if looped {
+        let seeds: u32 = num(args, "--seeds", 64)?;
+        xdpgen::run_loop(&spec, seeds, count, Duration::from_secs(secs), pace)
+    } else {
+        xdpgen::run_paced(&spec, count, Duration::from_secs(secs), pace)
+    }
+    .with_context(|| format!("xdpgen on {ifname}"))?;
     if args.iter().any(|a| a == "--json") {
         println!(
             "{{\"sent\":{},\"seconds\":{:.3},\"pps\":{:.0}}}",

@@ -205,8 +205,56 @@ fn missing_interface_is_not_found() {
     assert_eq!(e.kind(), io::ErrorKind::NotFound, "{e}");
 }
 
+type Full = fn(&GenSpec, u64) -> io::Result<GenReport>;
+type Paced = fn(&GenSpec, u64, Pace) -> io::Result<GenReport>;
+
 #[test]
 fn netns_frames_arrive_with_varying_sources() {
+    check_generator(
+        "gen",
+        |s, n| run(s, n, Duration::from_secs(10)),
+        |s, n, p| run_paced(s, n, Duration::from_secs(10), Some(p)),
+    );
+}
+
+#[test]
+fn netns_loop_frames_arrive_with_varying_sources() {
+    check_generator(
+        "genl",
+        |s, n| run_loop(s, 16, n, Duration::from_secs(10), None),
+        |s, n, p| run_loop(s, 4, n, Duration::from_secs(10), Some(p)),
+    );
+}
+
+#[test]
+fn loop_seeds_out_of_range_are_invalid_input() {
+    for seeds in [0, MAX_SEEDS + 1] {
+        let e = run_loop(&spec(), seeds, 1, Duration::from_secs(1), None).expect_err("refused");
+        assert_eq!(e.kind(), io::ErrorKind::InvalidInput, "{seeds}: {e}");
+    }
+}
+
+#[test]
+fn loop_layouts_match_the_program() {
+    // struct loop_cfg: four u64; struct loop_state: six u64, in the order of bpf/gen.c.
+    assert_eq!(size_of::<LoopCfg>(), 32);
+    assert_eq!(size_of::<LoopState>(), 48);
+    let st = LoopState {
+        start_ns: 1,
+        last_ns: 2,
+        sent: 3,
+        held: 4,
+        ended: 5,
+        forgiven: 6,
+    };
+    // SAFETY: LoopState is repr(C) plain old data of 48 bytes.
+    let words: [u64; 6] = unsafe { std::mem::transmute(st) };
+    assert_eq!(words, [1, 2, 3, 4, 5, 6]);
+}
+
+/// A bounded run of `full`, then one of `paced`, from namespace A to B: every frame
+/// arrives, with every (source address, source port) pair, valid checksums; pacing holds.
+fn check_generator(tag: &str, full: Full, paced: Paced) {
     if let Some(why) = skip_reason() {
         eprintln!("skipped: {why}");
         return;
@@ -216,8 +264,8 @@ fn netns_frames_arrive_with_varying_sources() {
         return;
     }
     const N: u64 = 10_000;
-    let a = NetNs::new("gen-tx").expect("namespace");
-    let b = NetNs::new("gen-rx").expect("namespace");
+    let a = NetNs::new(&format!("{tag}-tx")).expect("namespace");
+    let b = NetNs::new(&format!("{tag}-rx")).expect("namespace");
     for ns in [&a, &b] {
         // No IPv6 neighbour discovery frames in the counters.
         let _ = ns.sysctl("net.ipv6.conf.default.disable_ipv6", "1");
@@ -263,7 +311,7 @@ fn netns_frames_arrive_with_varying_sources() {
         src_mac: g0_mac,
         ..spec()
     };
-    let report = match a.run(|| run(&s, N, Duration::from_secs(10))).expect("ns") {
+    let report = match a.run(|| full(&s, N)).expect("ns") {
         Ok(r) => r,
         // Some kernels refuse live-frames runs even to root (seen on a 6.18 build whose
         // other BPF_PROG_TEST_RUN modes work): nothing to test here then.
@@ -339,7 +387,7 @@ fn netns_frames_arrive_with_varying_sources() {
         burst: 100,
     };
     let report = a
-        .run(|| run_paced(&s, 2_000, Duration::from_secs(10), Some(pace)))
+        .run(|| paced(&s, 2_000, pace))
         .expect("ns")
         .expect("paced run");
     assert_eq!(report.sent, 2_000, "{report}");
