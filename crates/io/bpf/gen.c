@@ -104,12 +104,14 @@ int rvs_gen(struct xdp_md *ctx)
 
 // ---------------------------------------------------------------------------------------
 // The redirect-loop generator (`xdp::gen::run_loop`), for kernels that refuse live-frames
-// test runs. A veth pair A-B carries a few seed frames round and round: the program is
-// attached to B, and each frame arriving at B is either
-// - sent: stamped as frame n and broadcast to both entries of `rvs_loop_out`, A (so the
-//   frame comes round to B again) and the output device (the kernel clones it into a
-//   fresh page for one of the two); or
-// - held back (pacing): redirected to A only, to come round again; or
+// test runs. A veth pair A-B carries seed frames round and round: the program is attached
+// to B. A frame arriving at B is, by the hop count user space put in its IPv4 ID field:
+// - hop count 0 (flat out): stamped as frame n and broadcast to both entries of
+//   `rvs_loop_out`, A (so that the frame comes round to B again) and the output device
+//   (the kernel clones it into a fresh page for one of the two);
+// - hop count h > 0 (a paced burst, one seed from user space per burst): stamped with
+//   hop count h - 1 and broadcast, or for the last hop sent to the output device only, so
+//   that each seed makes h frames back to back and the loop is idle between bursts;
 // - dropped when the run is over (`sent` reached `max_sent`, or `duration_ns` passed since
 //   the first frame), which ends the loop.
 // The loop runs in the NAPI poll of B, on the CPU that sent the seeds. Single CPU: the
@@ -122,19 +124,15 @@ static __u64 (*bpf_ktime_get_ns)(void) = (void *)5;
 static long (*bpf_redirect_map)(void *map, __u64 key, __u64 flags) = (void *)51;
 
 struct loop_cfg {
-	__u64 rate;        // frames per second sent, 0 = as fast as the loop turns
 	__u64 max_sent;    // frames to send
 	__u64 duration_ns; // then stop, counted from the first frame
-	__u64 burst;       // pacing: at most this many frames sent late in a row
 };
 
 struct loop_state {
-	__u64 start_ns;  // first frame seen
-	__u64 last_ns;   // last frame sent
-	__u64 sent;      // frames sent (stamped and broadcast)
-	__u64 held;      // passes held back by pacing
-	__u64 ended;     // frames dropped at the end
-	__u64 forgiven;  // pacing: frames the schedule gave up on after a stall
+	__u64 start_ns; // first frame seen
+	__u64 last_ns;  // last frame sent
+	__u64 sent;     // frames sent (stamped and broadcast)
+	__u64 ended;    // frames dropped at the end
 };
 
 struct devmap_val {
@@ -174,6 +172,13 @@ int rvs_gen_loop(struct xdp_md *ctx)
 	if (!p || !c || !s)
 		return XDP_ABORTED;
 
+	__u8 *data = (__u8 *)(long)ctx->data;
+	__u8 *end = (__u8 *)(long)ctx->data_end;
+	if (data + ETH_HLEN + IP_HLEN + UDP_HLEN > end)
+		return XDP_ABORTED;
+	__u8 *ip = data + ETH_HLEN;
+	__u32 hops = ((__u32)ip[4] << 8) | ip[5];
+
 	__u64 now = bpf_ktime_get_ns();
 	if (s->start_ns == 0)
 		s->start_ns = now;
@@ -182,15 +187,15 @@ int rvs_gen_loop(struct xdp_md *ctx)
 		s->ended += 1;
 		return XDP_DROP;
 	}
-	if (c->rate) {
-		// due = frames the schedule allows by now; microseconds keep the product small
-		__u64 due = (elapsed / 1000) * c->rate / 1000000 - s->forgiven;
-		if (s->sent >= due) {
-			s->held += 1;
-			return bpf_redirect_map(&rvs_loop_out, 0, 0);
-		}
-		if (due - s->sent > c->burst)
-			s->forgiven += due - s->sent - c->burst;
+	if (hops) {
+		hops -= 1;
+		ip[4] = (__u8)(hops >> 8);
+		ip[5] = (__u8)hops;
+		if (stamp(ctx, p, (__u32)s->sent) < 0)
+			return XDP_ABORTED;
+		s->sent += 1;
+		s->last_ns = now;
+		return bpf_redirect_map(&rvs_loop_out, hops ? 0 : 1, hops ? BPF_F_BROADCAST : 0);
 	}
 	if (stamp(ctx, p, (__u32)s->sent) < 0)
 		return XDP_ABORTED;

@@ -19,14 +19,14 @@
 //! # Without live frames: [`run_loop`]
 //!
 //! Some kernels refuse live-frames test runs even to root (EPERM on a 6.18 build whose
-//! other test-run modes work). [`run_loop`] makes the same frames another way: a few seed
+//! other test-run modes work). [`run_loop`] makes the same frames another way: seed
 //! frames go round a veth pair it creates, and the `rvs_gen_loop` program on one end sends
 //! a copy of each frame that comes round (a `BPF_F_BROADCAST` redirect to the loop's other
 //! end and to the output device; the kernel clones the frame into a fresh page) stamped as
-//! [`run`] stamps them. Bounds and pacing are kept by the program, by `bpf_ktime_get_ns`.
-//! Measured by hand on that 6.18 VM into a veth peer that drops with a native XDP program,
-//! everything on one CPU: 5.2-5.3 M frames/s with 16 to 128 seeds; paced at 100,000/s and
-//! 1,000,000/s it sent 99.99% and 100.00% of the schedule.
+//! [`run`] stamps them. The bounds are kept by the program (`bpf_ktime_get_ns`). Paced,
+//! each seed carries a hop count and makes one burst. Measured by hand on that 6.18 VM into
+//! a veth peer that drops with a native XDP program, everything on one CPU: 5.2-5.3 M
+//! frames/s flat out with 16 to 128 seeds.
 //!
 //! A generator this fast can overfill a receiver whose NAPI runs on another CPU: with
 //! the peer's threaded NAPI pinned to the other CPU, 5.6 M/s offered let only 0.28 M/s
@@ -540,13 +540,11 @@ pub const MAX_SEEDS: u32 = 128;
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 struct LoopCfg {
-    rate: u64,
     max_sent: u64,
     duration_ns: u64,
-    burst: u64,
 }
 
-// SAFETY: `repr(C)`, four `u64`s: no padding, every bit pattern valid.
+// SAFETY: `repr(C)`, two `u64`s: no padding, every bit pattern valid.
 unsafe impl aya::Pod for LoopCfg {}
 
 /// `struct loop_state` in `bpf/gen.c`: what the loop did so far.
@@ -557,17 +555,13 @@ pub struct LoopState {
     pub start_ns: u64,
     /// ... and of the last frame it sent.
     pub last_ns: u64,
-    /// Frames sent out of the output device (stamped and broadcast).
+    /// Frames sent out of the output device.
     pub sent: u64,
-    /// Passes a frame was held back by pacing.
-    pub held: u64,
     /// Frames dropped because the run was over (each ends one seed's journey).
     pub ended: u64,
-    /// Frames the pacing schedule gave up on after a stall.
-    pub forgiven: u64,
 }
 
-// SAFETY: `repr(C)`, six `u64`s: no padding, every bit pattern valid.
+// SAFETY: `repr(C)`, four `u64`s: no padding, every bit pattern valid.
 unsafe impl aya::Pod for LoopState {}
 
 impl GenProgram {
@@ -638,21 +632,28 @@ impl Drop for LoopPair {
     }
 }
 
-/// Generate frames of `spec` out of [`GenSpec::ifname`] without `BPF_PROG_TEST_RUN`:
-/// `seeds` frames (1 to [`MAX_SEEDS`]) go round a veth pair this function creates
-/// (`rvsgl<pid>a` - `rvsgl<pid>b`, deleted at the end), and an XDP program on its `b` end
-/// sends a copy of each frame that comes round out of the output device, stamped with the
-/// next source address and port as [`run`]'s. At most `max_packets` frames, at most
-/// `max_time` (both enforced by the program itself, so the loop stops even if this
-/// process is killed), at the rate of `pace` if given (then `pace.burst` is the most
-/// frames sent back to back to catch up after a stall).
+/// Generate frames of `spec` out of [`GenSpec::ifname`] without `BPF_PROG_TEST_RUN`,
+/// through a veth pair this function creates (`rvsgl<pid>a` - `rvsgl<pid>b`, deleted at
+/// the end) with the `rvs_gen_loop` program on its `b` end, which stamps each frame as
+/// [`run`]'s (next source address and port):
 ///
-/// What the receiver gets is the same as from [`run`]: XDP frames with full headroom in
-/// pages (the kernel's clone of the looping frame), no socket buffer. The loop runs in the
-/// veth's NAPI poll on the calling thread's CPU (the seeds are sent from it): pin the
-/// thread first. Returns after the run, or on SIGINT/SIGTERM (blocked for the calling
-/// thread while it runs), with what was sent; `elapsed` is from the first frame to the
-/// last one sent, by the program's clock.
+/// - `pace` `None`, flat out: `seeds` frames (1 to [`MAX_SEEDS`]) go round the pair for
+///   the whole run, and a copy of each frame coming round goes out of the output device.
+///   The loop keeps the calling thread's CPU busy in its NAPI poll.
+/// - `pace` `Some`: one seed per burst, sent by this thread on the schedule of [`Pace`],
+///   carrying its hop count (`pace.burst`, at most 65535) in the IPv4 ID field; it comes
+///   round that many times, a copy out each time, then leaves by the output device. The
+///   loop is idle between bursts. `seeds` is not used.
+///
+/// At most `max_packets` frames, at most `max_time` from the first frame: both enforced
+/// by the program itself, so that the loop stops even if this process is killed.
+///
+/// The receiver gets the same as from [`run`]: XDP frames with full headroom in pages (the
+/// kernel's clones of the looping frame), no socket buffer. The loop runs in the veth's
+/// NAPI poll on the calling thread's CPU (the seeds are sent from it): pin the thread
+/// first. Returns after the run, or on SIGINT/SIGTERM (blocked for the calling thread
+/// from then on), with what was sent; `elapsed` is from the first frame to the last one
+/// sent, by the program's clock.
 ///
 /// # Errors
 ///
@@ -668,19 +669,20 @@ pub fn run_loop(
 ) -> io::Result<GenReport> {
     if let Some(p) = pace {
         p.validate()?;
+        if p.burst > u32::from(u16::MAX) {
+            return Err(invalid("xdpgen loop: burst must be 1 to 65535 frames"));
+        }
     }
     if !(1..=MAX_SEEDS).contains(&seeds) {
         return Err(invalid(format!("seeds must be 1 to {MAX_SEEDS}")));
     }
-    let frame = template(spec)?;
+    let mut frame = template(spec)?;
     let out = ifindex(&spec.ifname)?;
     let mut prog = GenProgram::load_any(PROG_LOOP, &spec.ifname)?;
     prog.set_params(GenParams::of(spec))?;
     prog.set_loop_cfg(LoopCfg {
-        rate: pace.map_or(0, |p| p.rate),
         max_sent: max_packets,
         duration_ns: u64::try_from(max_time.as_nanos()).unwrap_or(u64::MAX),
-        burst: pace.map_or(0, |p| u64::from(p.burst)),
     })?;
     let sig = crate::signal::SignalFd::termination()?;
     let pair = LoopPair::create()?;
@@ -694,34 +696,58 @@ pub fn run_loop(
             ..Default::default()
         },
     )?;
-    let frames = vec![frame.as_slice(); seeds as usize];
-    let mut put = 0;
-    while put < frames.len() {
-        let n = sock.send_batch(&frames[put..])?;
-        if n == 0 {
-            std::thread::sleep(Duration::from_millis(1));
+    let started = Instant::now();
+    let hard_stop = started + max_time + Duration::from_secs(1);
+    if let Some(p) = pace {
+        // the hop count, in the IPv4 ID field (the checksum is the program's to write)
+        frame[18..20].copy_from_slice(&(p.burst as u16).to_be_bytes());
+        let (mut origin, mut since, mut bursts) = (started, 0u64, 0u64);
+        while bursts.saturating_mul(u64::from(p.burst)) < max_packets
+            && Instant::now() < started + max_time
+            && sig.take()?.is_none()
+        {
+            let due = origin + p.due(since);
+            let now = Instant::now();
+            if now > due + PACE_SLACK {
+                (origin, since) = (now, 0);
+            } else if due > now {
+                // no spinning: a late wake-up is made up by the next seeds, sent at once
+                std::thread::sleep(due - now);
+            }
+            if sock.send_batch(&[frame.as_slice()])? == 1 {
+                bursts += 1;
+                since += u64::from(p.burst);
+            } else {
+                std::thread::sleep(Duration::from_micros(50));
+            }
+            if bursts == 1 && prog.loop_state()?.start_ns == 0 {
+                // the first seed must reach the program: wait for it (bounded)
+                let t = Instant::now();
+                while prog.loop_state()?.start_ns == 0 && t.elapsed() < Duration::from_secs(1) {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
         }
-        put += n;
+    } else {
+        let frames = vec![frame.as_slice(); seeds as usize];
+        let mut put = 0;
+        while put < frames.len() && Instant::now() < hard_stop {
+            let n = sock.send_batch(&frames[put..])?;
+            if n == 0 {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            put += n;
+        }
     }
     drop(sock);
 
     // Wait for the end: the program stops sending at the bounds; the state then stands
-    // still. A stall of a second with frames still due is an end too (the seeds lost).
-    let started = Instant::now();
-    let hard_stop = started + max_time + Duration::from_secs(1);
+    // still. A stall of 200 ms is an end too (the seeds lost, or the bursts over).
     let mut last = LoopState::default();
-    let mut last_change = started;
+    let mut last_change = Instant::now();
     loop {
-        std::thread::sleep(Duration::from_millis(20));
         let st = prog.loop_state()?;
         let now = Instant::now();
-        if st != last {
-            last = st;
-            last_change = now;
-        }
-        if sig.take()?.is_some() || now >= hard_stop {
-            break;
-        }
         if st.start_ns == 0 && now - started > Duration::from_secs(1) {
             return Err(io::Error::new(
                 io::ErrorKind::TimedOut,
@@ -731,9 +757,17 @@ pub fn run_loop(
                 ),
             ));
         }
-        if st.start_ns != 0 && now - last_change > Duration::from_millis(200) {
+        if st != last {
+            last = st;
+            last_change = now;
+        }
+        if sig.take()?.is_some()
+            || now >= hard_stop
+            || (st.start_ns != 0 && now - last_change > Duration::from_millis(200))
+        {
             break;
         }
+        std::thread::sleep(Duration::from_millis(20));
     }
     drop(pair); // detaches the program: the loop stops
     let st = prog.loop_state()?;

@@ -232,24 +232,29 @@ fn loop_seeds_out_of_range_are_invalid_input() {
         let e = run_loop(&spec(), seeds, 1, Duration::from_secs(1), None).expect_err("refused");
         assert_eq!(e.kind(), io::ErrorKind::InvalidInput, "{seeds}: {e}");
     }
+    // the hop count is 16 bits
+    let pace = Pace {
+        rate: 1000,
+        burst: 65536,
+    };
+    let e = run_loop(&spec(), 1, 1, Duration::from_secs(1), Some(pace)).expect_err("refused");
+    assert_eq!(e.kind(), io::ErrorKind::InvalidInput, "{e}");
 }
 
 #[test]
 fn loop_layouts_match_the_program() {
-    // struct loop_cfg: four u64; struct loop_state: six u64, in the order of bpf/gen.c.
-    assert_eq!(size_of::<LoopCfg>(), 32);
-    assert_eq!(size_of::<LoopState>(), 48);
+    // struct loop_cfg: two u64; struct loop_state: four u64, in the order of bpf/gen.c.
+    assert_eq!(size_of::<LoopCfg>(), 16);
+    assert_eq!(size_of::<LoopState>(), 32);
     let st = LoopState {
         start_ns: 1,
         last_ns: 2,
         sent: 3,
-        held: 4,
-        ended: 5,
-        forgiven: 6,
+        ended: 4,
     };
-    // SAFETY: LoopState is repr(C) plain old data of 48 bytes.
-    let words: [u64; 6] = unsafe { std::mem::transmute(st) };
-    assert_eq!(words, [1, 2, 3, 4, 5, 6]);
+    // SAFETY: LoopState is repr(C) plain old data of 32 bytes.
+    let words: [u64; 4] = unsafe { std::mem::transmute(st) };
+    assert_eq!(words, [1, 2, 3, 4]);
 }
 
 /// A bounded run of `full`, then one of `paced`, from namespace A to B: every frame
