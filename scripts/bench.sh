@@ -197,12 +197,22 @@ for m in ["dr", "tun", "nat"]:
 fwdx, ceilx, cpux = med("udpx", "fwd", "pps"), med("udpx", "ceiling", "pps"), med("udpx", "fwd", "cpu_ns_per_pkt")
 HAVE_UDPX = any(med("udpx", m, "pps") is not None for m in ["ceiling", "fwd", "nft"] + RVS)
 cpuxf = med("udpx_fixed", "fwd", "cpu_ns_per_pkt")
+# the highest offered rate of the sweep that kernel forwarding still forwarded (95%): CPU per
+# packet there, the same load for every director
+common = None
+for x in sorted({w.split("@", 1)[1] for (w, _m, _k) in vals if w.startswith("udpx@")}, key=float):
+    f, o = med(f"udpx@{x}", "fwd", "pps"), med(f"udpx@{x}", "fwd", "offered_pps")
+    if f and o and f >= 0.95 * o:
+        common = x
 for m in (["dr", "tun", "nat"] if HAVE_UDPX else []):
     a, x = med("udpx", f"rvs-{m}-afp", "pps"), med("udpx", f"rvs-{m}-xdp", "pps")
     L.append(f"| XDP-frame generator: rvs {m.upper()} 64-byte packet rate / kernel forwarding | {rfmt(ratio(a, fwdx))} | {rfmt(ratio(x, fwdx))} |")
     L.append(f"| XDP-frame generator: rvs {m.upper()} 64-byte packet rate / generator ceiling | {rfmt(ratio(a, ceilx))} | {rfmt(ratio(x, ceilx))} |")
     a, x = med("udpx_fixed", f"rvs-{m}-afp", "cpu_ns_per_pkt"), med("udpx_fixed", f"rvs-{m}-xdp", "cpu_ns_per_pkt")
     L.append(f"| XDP-frame generator: rvs {m.upper()} director CPU per forwarded packet / kernel forwarding, {meta.get('fixed_rate','fixed rate')} | {rfmt(ratio(a, cpuxf))} | {rfmt(ratio(x, cpuxf))} |")
+    if common:
+        a, x, c = (med(f"udpx@{common}", k, "cpu_ns_per_pkt") for k in (f"rvs-{m}-afp", f"rvs-{m}-xdp", "fwd"))
+        L.append(f"| XDP-frame generator: rvs {m.upper()} director CPU per forwarded packet / kernel forwarding, {common} Mpps offered | {rfmt(ratio(a, c))} | {rfmt(ratio(x, c))} |")
 ent = med("scale", "rvs-dr-afp", "entries")
 L.append(f"| rvsd memory holding {fmt(ent, nd=0)} connections (VmRSS growth) | "
          f"{fmt(med('scale','rvs-dr-afp','rss_delta_mib'), ' MiB', 0)} = {fmt(med('scale','rvs-dr-afp','rss_per_conn_bytes'), ' bytes/connection', 0)} | |")
@@ -270,8 +280,25 @@ if HAVE_UDPX:
                f"| {cell('udpx', mode, 'offered_loss_pct', nd=1)} | {cell('udpx', mode, 'pass_pps', 1e-6, 3)} "
                f"| {cell('udpx', mode, 'cpu_ns_per_pkt', nd=0)} | {cell('udpx', mode, 'dir_cpu_pct', nd=0)} |")
   L.append("")
+  steps = sorted({w.split("@", 1)[1] for (w, _m, _k) in vals if w.startswith("udpx@")}, key=float)
+  if steps:
+    L.append("### Director CPU per forwarded packet at each offered rate of the sweep")
+    L.append("")
+    L.append("Median ns of director CPU per forwarded packet, and the median forwarded rate (Mpps) "
+             "in brackets, at each offered rate of the sweep: the same load for every director, "
+             "up to where it saturates. A dash: the sweep had ended.")
+    L.append("")
+    L.append("| Director | " + " | ".join(f"{x} Mpps" for x in steps) + " |")
+    L.append("|---|" + "---|" * len(steps))
+    for mode in ["fwd", "nft"] + RVS:
+        cells = []
+        for x in steps:
+            c, f = med(f"udpx@{x}", mode, "cpu_ns_per_pkt"), med(f"udpx@{x}", mode, "pps")
+            cells.append("-" if c is None or f is None else f"{c:.0f} ({f/1e6:.2f})")
+        L.append(f"| {LABEL[mode]} | " + " | ".join(cells) + " |")
+    L.append("")
   if any(med("udpx_fixed", m, "pps") is not None for m in ["fwd"] + RVS):
-    L.append(f"### The same generator at a partial load ({meta.get('fixed_rate','fixed rate')}, bursts of 64)")
+    L.append(f"### The same generator at a partial load ({meta.get('fixed_rate','fixed rate')}, bursts of 64 arriving 16 frames at a time)")
     L.append("")
     L.append("| Director | Delivered (kpps) | Forwarded (kpps) | Loss (%) | CPU/packet (ns) | Director CPU (%) |")
     L.append("|---|---|---|---|---|---|")
@@ -910,7 +937,9 @@ udp_measure() { # WL MODE RUN SECONDS: sample the running load for SECONDS, reco
 # (its rates, loss, CPU per packet...), plus `pass_pps`, the most forwarded in a step that
 # lost at most XLOSS % of the offered frames (RFC 2544's throughput, with a tolerance: on
 # this VM even a director that drops everything at its XDP hook loses 0.3-2.5% of frames at
-# its receive ring at 1 Mpps, while its NAPI thread is being woken up).
+# its receive ring at 1 Mpps, while its NAPI thread is being woken up). Every step is also
+# recorded as `udpx@RATE`. Each burst is one seed going round 64 times (`--seeds 1`): the
+# generator's fastest form (1.6 Mpps here), one frame per turn of its loop.
 XSWEEP="${BENCH_XSWEEP:-0.5 0.75 1.0 1.25 1.5 1.75 2.0 2.5}"
 XLOSS="${BENCH_XLOSS:-1}"
 udpx_sweep() { # MODE
@@ -920,11 +949,13 @@ udpx_sweep() { # MODE
     best=""; bestpps=0; fails=0; passpps=0; first=1
     for rate in $XSWEEP; do
       pps=$(awk -v m="$rate" 'BEGIN {printf "%.0f", m*1e6}')
-      start_xdpgen "$mode" --rate "$pps" --burst 64
+      start_xdpgen "$mode" --rate "$pps" --burst 64 --seeds 1
       if [ "$first" = 1 ]; then fast_warm "$mode"; first=0; fi
       sleep "$WARM"
       step_raw="$tmp/udpx-step-$rate.tsv"; : >"$step_raw"
       RAW="$step_raw"; udp_measure udpx "$mode" "$r" "$XSTEP_T"; RAW="$keep_raw"
+      # every step, for the CPU-at-equal-load table
+      sed "s/^udpx\t/udpx@$rate\t/" "$step_raw" >>"$RAW"
       fw=$(awk -F'\t' '$4 == "pps" {print $5}' "$step_raw")
       off=$(awk -F'\t' '$4 == "offered_pps" {print $5}' "$step_raw")
       if awk -v f="${fw:-0}" -v o="${off:-0}" -v lim="$XLOSS" 'BEGIN {exit !(o > 0 && 100*(1-f/o) <= lim)}'; then
@@ -1295,7 +1326,9 @@ for mode in "${MODES[@]}"; do
     udpx_sweep "$mode"
     if [ "$mode" = ceiling ]; then ip -n "$ND" link set dev "${P}d0" xdpdrv off; fi
     if [ "$mode" != ceiling ] && [ "$quick" = 0 ]; then
-      udp_runs udpx_fixed "$mode" "" --rate "${FIXED_RATE%pps}" --burst 64
+      # bursts of 64 as 16 frames per turn of the generator's loop: what reaches the
+      # director together, as a NIC with interrupt moderation hands frames over
+      udp_runs udpx_fixed "$mode" "" --rate "${FIXED_RATE%pps}" --burst 64 --seeds 16
     fi
     [[ "$mode" == rvs-* ]] && log "rvsd after the xdpgen runs: $(rvs_diag)"
     sink off

@@ -30,8 +30,9 @@
 //! runs (EPERM): `--seeds` frames go round a veth pair the command creates and deletes
 //! (`rvsgl<pid>a/b`), and an XDP program on it sends a copy of each frame coming round out
 //! of `IFNAME` (`rvs_io::xdp::gen::run_loop`). The receiver sees the same XDP frames. The
-//! bounds are kept by the program itself; `--burst` is then the most frames sent back to
-//! back to catch up after a stall.
+//! bounds are kept by the program itself. With `--rate`, each burst is `--seeds` seeds (at
+//! most `--burst`) sent together whose hop counts add up to `--burst` frames: as many seeds
+//! as frames make each burst arrive at once.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
