@@ -141,20 +141,9 @@ pub fn set_up(name: &str, up: bool) -> io::Result<()> {
 /// module is missing); the kernel's error otherwise.
 pub fn add(name: &str, kind: &str) -> io::Result<()> {
     check_name(name)?;
-    let mut body = ifinfomsg(0, 0, 0);
-    push_attr(&mut body, IFLA_IFNAME, &name_attr(name));
     let mut info = Vec::new();
     push_attr(&mut info, IFLA_INFO_KIND, kind.as_bytes());
-    push_attr(&mut body, IFLA_LINKINFO, &info);
-    Netlink::open()?
-        .request(
-            RTM_NEWLINK,
-            NLM_F_CREATE | NLM_F_EXCL,
-            &body,
-            "RTM_NEWLINK(create)",
-            |_, _| {},
-        )
-        .map_err(|e| os_err("RTM_NEWLINK(create)", format!("{name} type {kind}"), e))
+    create(name, &info, &format!("{name} type {kind}"))
 }
 
 /// Create a veth pair `a` - `b` in the calling thread's namespace, both down
@@ -166,8 +155,6 @@ pub fn add(name: &str, kind: &str) -> io::Result<()> {
 pub fn add_veth(a: &str, b: &str) -> io::Result<()> {
     check_name(a)?;
     check_name(b)?;
-    let mut body = ifinfomsg(0, 0, 0);
-    push_attr(&mut body, IFLA_IFNAME, &name_attr(a));
     // IFLA_INFO_DATA { VETH_INFO_PEER { struct ifinfomsg, IFLA_IFNAME } }
     let mut peer = ifinfomsg(0, 0, 0);
     push_attr(&mut peer, IFLA_IFNAME, &name_attr(b));
@@ -176,7 +163,15 @@ pub fn add_veth(a: &str, b: &str) -> io::Result<()> {
     let mut info = Vec::new();
     push_attr(&mut info, IFLA_INFO_KIND, b"veth");
     push_attr(&mut info, IFLA_INFO_DATA, &data);
-    push_attr(&mut body, IFLA_LINKINFO, &info);
+    create(a, &info, &format!("{a} type veth peer {b}"))
+}
+
+/// `RTM_NEWLINK` creating `name` with the `IFLA_LINKINFO` attributes `info`; `what` names
+/// the request in errors.
+fn create(name: &str, info: &[u8], what: &str) -> io::Result<()> {
+    let mut body = ifinfomsg(0, 0, 0);
+    push_attr(&mut body, IFLA_IFNAME, &name_attr(name));
+    push_attr(&mut body, IFLA_LINKINFO, info);
     Netlink::open()?
         .request(
             RTM_NEWLINK,
@@ -185,7 +180,7 @@ pub fn add_veth(a: &str, b: &str) -> io::Result<()> {
             "RTM_NEWLINK(create)",
             |_, _| {},
         )
-        .map_err(|e| os_err("RTM_NEWLINK(create)", format!("{a} type veth peer {b}"), e))
+        .map_err(|e| os_err("RTM_NEWLINK(create)", what, e))
 }
 
 /// Delete interface `name` (`ip link del NAME`).

@@ -24,15 +24,17 @@
 //! a copy of each frame that comes round (a `BPF_F_BROADCAST` redirect to the loop's other
 //! end and to the output device; the kernel clones the frame into a fresh page) stamped as
 //! [`run`] stamps them. The bounds are kept by the program (`bpf_ktime_get_ns`). Paced,
-//! each burst is a few seeds whose hop counts add up to the burst. Measured by hand on that 6.18 VM into
-//! a veth peer that drops with a native XDP program, everything on one CPU: 5.2-5.3 M
-//! frames/s flat out with 16 to 128 seeds.
+//! each burst is a few seeds whose hop counts add up to the burst. Measured by hand on
+//! that 6.18 VM into a veth peer that drops with a native XDP program, everything on one
+//! CPU: 5.2-5.3 M frames/s flat out with 16 to 128 seeds; paced, at most 1.6 M/s with one
+//! seed per burst of 64 (one frame per turn of the loop), 1.3-1.5 M/s with 8 or 16 seeds,
+//! 0.84 M/s with 64 (each seed costs an AF_PACKET send and a copy into the loop).
 //!
 //! A generator this fast can overfill a receiver whose NAPI runs on another CPU: with
-//! the peer's threaded NAPI pinned to the other CPU, 5.6 M/s offered let only 0.28 M/s
-//! through (the rest dropped at the peer's full ring, and the receiving CPU busy all the
-//! while), against 2.68 M/s through at 2.7 M/s offered. Measure a receiver at paced
-//! rates, not flat out.
+//! the peer's threaded NAPI pinned to the other CPU, 5.6 M/s offered flat out let only
+//! 0.28 M/s through (the rest dropped at the peer's full ring, and the receiving CPU busy
+//! all the while), against 2.68 M/s through at 2.7 M/s offered in an even stream. Measure
+//! a receiver at paced rates, not flat out.
 //!
 //! # Requirements and limits
 //!
@@ -728,14 +730,7 @@ pub fn run_loop(
                 // no spinning: a late wake-up is made up by the next bursts, sent at once
                 std::thread::sleep(due - now);
             }
-            let mut put = 0;
-            while put < burst.len() && Instant::now() < end {
-                let k = sock.send_batch(&burst[put..])?;
-                if k == 0 {
-                    std::thread::sleep(Duration::from_micros(50));
-                }
-                put += k;
-            }
+            send_all(&mut sock, &burst, end)?;
             bursts += 1;
             since += u64::from(p.burst);
             if bursts == 1 {
@@ -747,15 +742,11 @@ pub fn run_loop(
             }
         }
     } else {
-        let frames = vec![frame.as_slice(); seeds as usize];
-        let mut put = 0;
-        while put < frames.len() && Instant::now() < hard_stop {
-            let n = sock.send_batch(&frames[put..])?;
-            if n == 0 {
-                std::thread::sleep(Duration::from_millis(1));
-            }
-            put += n;
-        }
+        send_all(
+            &mut sock,
+            &vec![frame.as_slice(); seeds as usize],
+            hard_stop,
+        )?;
     }
     drop(sock);
 
@@ -793,6 +784,23 @@ pub fn run_loop(
         sent: st.sent,
         elapsed: Duration::from_nanos(st.last_ns.saturating_sub(st.start_ns)),
     })
+}
+
+/// Send all of `frames` on `sock`, waiting out a full queue, until `end` at the latest.
+fn send_all(
+    sock: &mut crate::packet::PacketSocket,
+    frames: &[&[u8]],
+    end: Instant,
+) -> io::Result<()> {
+    let mut put = 0;
+    while put < frames.len() && Instant::now() < end {
+        let k = sock.send_batch(&frames[put..])?;
+        if k == 0 {
+            std::thread::sleep(Duration::from_micros(50));
+        }
+        put += k;
+    }
+    Ok(())
 }
 
 /// Sleep until `t`, the last stretch spinning: a sleep alone overshoots by tens of
