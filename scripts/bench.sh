@@ -855,13 +855,18 @@ start_trafgen() { # CFG [extra args]: runs bounded, pinned to the generator core
 }
 start_xdpgen() { # MODE [ARGS]: rvs-lab xdpgen (flat out, or ARGS such as --rate), bounded,
   # pinned to the generator core; XDPGEN_ARGS=--loop where the kernel refuses live frames
-  local dst="$VIP" mode="$1"
+  local dst="$VIP" mode="$1" a args=()
   shift
   [ "$mode" = fwd ] && dst=198.19.1.2
+  # --seeds N is the loop generator's: dropped for live frames
+  while [ $# -gt 0 ]; do
+    a="$1"; shift
+    if [ "$a" = --seeds ]; then [ "$XDPGEN_ARGS" = --loop ] && args+=(--seeds "$1"); shift; else args+=("$a"); fi
+  done
   # shellcheck disable=SC2086
   ip netns exec "$NG" nice -n "$NICE" "$bin/rvs-lab" xdpgen -i "${P}c0" --dst-mac "$DMAC" \
     --dst "$dst" --dport 9 --src 198.18.0.10 --src-count 241 --sport 1024 --sport-count 256 \
-    --seconds "$((T + 45))" --cpu "$GCPU" $XDPGEN_ARGS "$@" >>"$tmp/xdpgen.log" 2>&1 &
+    --seconds "$((T + 45))" --cpu "$GCPU" $XDPGEN_ARGS "${args[@]}" >>"$tmp/xdpgen.log" 2>&1 &
   TG=$!
   sleep 0.1
 }
