@@ -25,8 +25,9 @@
 #          them over (live-frames BPF_PROG_TEST_RUN, or `--loop` where the kernel refuses
 #          that, as 6.18 build v1300 does): no socket buffer reaches the director (for fwd:
 #          one real server address). A paced rate sweep (BENCH_XSWEEP, Mpps; BENCH_XLOSS,
-#          the loss limit in %, default 1), then the partial load of udp_fixed. The ceiling
-#          is an XDP drop at the director's ingress. Only when named in --workloads
+#          the loss limit in %, default 1; BENCH_XPORTS, source ports per address, default
+#          256: 61,696 flows), then the partial load of udp_fixed. The ceiling is an XDP
+#          drop at the director's ingress. Only when named in --workloads
 #   conn   new TCP connections/s: wrk, `Connection: close`, HTTP servers on the real servers
 #   lat    request/response round trips over one kept-alive connection: p50/p99
 #   bulk   one TCP stream, iperf3, NAT-like paths (fwd, nft, haproxy, rvs-nat-*)
@@ -254,7 +255,7 @@ L.append("![64-byte UDP packet rate](udp_rate.svg)")
 L.append("")
 if HAVE_UDPX:
   looped = meta.get("xdpgen", "") == "--loop"
-  L.append("## 64-byte UDP packets from an XDP-frame generator (`rvs-lab xdpgen`, 61,696 flows)")
+  L.append("## 64-byte UDP packets from an XDP-frame generator (`rvs-lab xdpgen`)")
   L.append("")
   how = ("seed frames going round a veth pair in the generator's namespace, where an XDP "
          "program sends a copy of each frame that comes round out of the generator's link "
@@ -865,19 +866,20 @@ start_xdpgen() { # MODE [ARGS]: rvs-lab xdpgen (flat out, or ARGS such as --rate
   done
   # shellcheck disable=SC2086
   ip netns exec "$NG" nice -n "$NICE" "$bin/rvs-lab" xdpgen -i "${P}c0" --dst-mac "$DMAC" \
-    --dst "$dst" --dport 9 --src 198.18.0.10 --src-count 241 --sport 1024 --sport-count 256 \
+    --dst "$dst" --dport 9 --src 198.18.0.10 --src-count 241 --sport 1024 --sport-count "$XPORTS" \
     --seconds "$((T + 45))" --cpu "$GCPU" $XDPGEN_ARGS "${args[@]}" >>"$tmp/xdpgen.log" 2>&1 &
   TG=$!
   sleep 0.1
 }
 stop_bg() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
-fast_warm() { # MODE: rvs only: wait (bounded, 20 s) until the kernel fast path holds the flows
+fast_warm() { # MODE [FLOWS]: rvs only: wait (bounded, 20 s) until the kernel fast path holds
+  # (98.9% of) the FLOWS flows (default 61,696)
   [[ "$1" == rvs-* ]] || return 0
   local i n=0 t0
   t0=$(date +%s.%N)
   for i in $(seq 40); do
     n=$(metric rvs_fastpath_flows); n=${n%.*}
-    [ "${n:-0}" -ge 61000 ] && break
+    [ "${n:-0}" -ge $(( ${2:-61696} * 989 / 1000 )) ] && break
     sleep 0.5
   done
   log "$1: kernel fast path holds ${n:-0} flows after $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN {printf "%.1f", b-a}') s"
@@ -892,8 +894,11 @@ udp_runs() { # WORKLOAD MODE CFG [generator args]: udp = flat out, udp_fixed = -
     if [ -z "${ONLY_RUN:-}" ] && [[ "$mode" == rvs-* ]] && { [ "$wl" = udp ] || [ "$wl" = udpx ]; } && [ "$r" -gt 1 ]; then
       rvs_restart
     fi
-    if [[ "$wl" == udpx* ]]; then start_xdpgen "$mode" "$@"; else start_trafgen "$cfg" "$@"; fi
-    fast_warm "$mode"
+    if [[ "$wl" == udpx* ]]; then
+      start_xdpgen "$mode" "$@"; fast_warm "$mode" $(( 241 * XPORTS ))
+    else
+      start_trafgen "$cfg" "$@"; fast_warm "$mode"
+    fi
     sleep "$WARM"
     udp_measure "$wl" "$mode" "$r" "$T"
     sleep 0.3
@@ -946,6 +951,9 @@ udp_measure() { # WL MODE RUN SECONDS: sample the running load for SECONDS, reco
 # recorded as `udpx@RATE`. Each burst is one seed going round 64 times (`--seeds 1`): the
 # generator's fastest form (1.6 Mpps here), one frame per turn of its loop.
 XSWEEP="${BENCH_XSWEEP:-0.5 0.75 1.0 1.25 1.5 1.75 2.0 2.5}"
+# source ports per source address of the xdpgen workloads (241 addresses): 256 = the
+# 61,696 flows of trafgen's; fewer show what the flow table's size costs
+XPORTS="${BENCH_XPORTS:-256}"
 XLOSS="${BENCH_XLOSS:-1}"
 udpx_sweep() { # MODE
   local mode="$1" r rate pps step_raw best bestpps fails passpps first keep_raw="$RAW" fw off
@@ -955,7 +963,7 @@ udpx_sweep() { # MODE
     for rate in $XSWEEP; do
       pps=$(awk -v m="$rate" 'BEGIN {printf "%.0f", m*1e6}')
       start_xdpgen "$mode" --rate "$pps" --burst 64 --seeds 1
-      if [ "$first" = 1 ]; then fast_warm "$mode"; first=0; fi
+      if [ "$first" = 1 ]; then fast_warm "$mode" $(( 241 * XPORTS )); first=0; fi
       sleep "$WARM"
       step_raw="$tmp/udpx-step-$rate.tsv"; : >"$step_raw"
       RAW="$step_raw"; udp_measure udpx "$mode" "$r" "$XSTEP_T"; RAW="$keep_raw"
@@ -1244,7 +1252,7 @@ mode_down() {
   echo "fixed_rate=$FIXED_RATE"
   echo "sink_defer=${SINK_DEFER:-none}"
   echo "interleave=${BENCH_INTERLEAVE:-1}"
-  echo "xsweep=$XSWEEP Mpps, $XSTEP_T s per step, loss limit $XLOSS%"
+  echo "xsweep=$XSWEEP Mpps, $XSTEP_T s per step, loss limit $XLOSS%, $(( 241 * XPORTS )) flows"
   echo "runs=$RUNS runs; $T s per packet-rate window, $WRK_T s wrk, $BULK_T s iperf3, $LAT_N round trips"
   echo "tools=$( { trafgen -v 2>/dev/null | head -1 | awk '{print $1, $2}'; wrk -v 2>&1 | head -1 | awk '{print "wrk", $2}'; iperf3 -v 2>/dev/null | head -1 | awk '{print $1, $2}'; haproxy -v 2>/dev/null | head -1 | awk '{print "HAProxy", $3}'; nft -v | awk '{print "nft", $2}'; } | paste -sd, | sed 's/,/, /g')"
 } >"$META.new"
