@@ -28,6 +28,7 @@ const BUILDS: [(&str, &str, &[&str]); 4] = [
 
 fn main() {
     println!("cargo:rerun-if-changed=bpf/steer.c");
+    println!("cargo:rerun-if-changed=bpf/fast.h");
     println!("cargo:rerun-if-changed=bpf/gen.c");
     println!("cargo:rerun-if-changed=bpf/rvs_bpf.h");
     println!("cargo:rerun-if-env-changed=RVS_BPF_CLANG");

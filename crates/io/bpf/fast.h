@@ -94,9 +94,12 @@ INLINE int FP_NAME(fast_path)(FP_CTX *ctx)
 	__u8 *data = (__u8 *)(long)ctx->data;
 	__u8 *end = (__u8 *)(long)ctx->data_end;
 	struct rvs_flow_key k = {};
-	__u32 ip_len, l3hdr, l4min;
-	__u8 ttl, tos, proto, inner_df;
-	int v6;
+	// Initialized although every path sets them before use: clang at -O1 otherwise
+	// hoists a copy of an unset register above the bad-checksum exit, which the verifier
+	// refuses ("!read_ok").
+	__u32 ip_len = 0, l3hdr = 0, l4min = 0;
+	__u8 ttl = 0, tos = 0, proto = 0, inner_df = 0;
+	int v6 = 0;
 
 	if (data + ETH_HLEN > end)
 		return FP_CONTINUE;

@@ -18,8 +18,9 @@
 // user space fills the hash map `rvs_flows` (key: the received packet's 5-tuple, value:
 // the rewrite and the egress), and a matching packet is rewritten (DR, DNAT, SNAT or
 // IP-in-IP), counted in `rvs_flow_stats[counter]` and sent with XDP_TX or bpf_redirect.
-// IPv4 flows are looked up first in `rvs_ftab`, an array of one-cache-line slots user
-// space writes through a shared mapping (see struct rvs_ftab_slot); the rest, and the
+// IPv4 flows are looked up first in `rvs_ftab`, an array of 32-byte slots pointing into a
+// small table of shared rewrites, both written by user space through shared mappings (see
+// struct rvs_ftab_slot); the rest, and the
 // IPv4 flows that did not find a free slot, are in `rvs_flows`.
 // Anything the fast path does not take (no entry, TCP SYN/FIN/RST, TTL <= 1, too big,
 // IPv4 options or fragments, bad IPv4 checksum, VLAN tags, extension headers) goes on to
@@ -363,29 +364,46 @@ struct {
 	__type(value, struct rvs_flow_stat);
 } rvs_flow_stats SEC(".maps");
 
-// The IPv4 flow table in front of `rvs_flows`: one 64-byte slot (a cache line) per flow,
-// open addressing over a window of FTAB_WINDOW consecutive slots from the key's hash.
-// Written by user space through a shared mapping (`xdp::flows::FlowTab`) under a
-// sequence lock: `seq` is odd while a slot is being written. A key lives either here or
-// in `rvs_flows`, never in both. Mirrored by `xdp::flows` (layout and `ftab_hash`).
+// The IPv4 flow table in front of `rvs_flows`, Katran's compact layout: a 32-byte slot
+// per flow (two per cache line) holding the key, the flow's counter and the index of its
+// rewrite in `rvs_ftab_targets`, a small table that all flows to the same real server
+// (or from the same service, for NAT replies) share. The table of 61,696 flows the
+// benchmark drives fills 4 MiB instead of the 8 MiB of whole-entry slots, which kept
+// spilling out of this CPU's share of the last-level cache. A key lives in one bucket of
+// FTAB_WINDOW slots (128 bytes, aligned), chosen by its hash.
+// Written by user space through shared mappings (`xdp::flows::FlowTab`) under a sequence
+// lock on the slot: `seq` is odd while the slot is being written. A target is rewritten
+// only once no slot refers to it any more, and the program reads the target between its
+// two reads of the slot's `seq`, so a reader that raced with the change sees the slot's
+// `seq` move and skips it. A key lives either here or in `rvs_flows`, never in both.
+// Mirrored by `xdp::flows` (layouts and `ftab_hash`).
 struct rvs_ftab_slot {
 	__u32 seq;          // even: stable; odd: being written
 	__u32 saddr, daddr; // network order, as received
 	__u16 sport, dport; // network order, as received
 	__u8 proto;
-	__u8 used;   // 1: the slot holds a flow
+	__u8 used; // 1: the slot holds a flow
+	__u16 pad;
+	__u32 target;  // index into rvs_ftab_targets
+	__u32 counter; // index into rvs_flow_stats
+	__u32 pad2;
+};
+_Static_assert(sizeof(struct rvs_ftab_slot) == 32, "rvs_ftab_slot");
+
+// A rewrite and egress that IPv4 slots share.
+struct rvs_ftab_target {
 	__u8 action; // enum action (ACT_IPIP: IPv4 outer only)
 	__u8 flags;  // FLOW_COPY_DF
+	__u8 outer_family; // 4 for IPIP, else 0
+	__u8 pad;
 	__u32 ifindex;
-	__u32 counter;
 	__u16 max_len;
 	__u16 port; // network order
 	__u8 dmac[6], smac[6];
 	__u32 addr; // DNAT: new daddr; SNAT: new saddr; IPIP: outer daddr
 	__u32 tsrc; // IPIP: outer saddr
-	__u8 outer_family; // 4 for IPIP, else 0
-	__u8 pad[11];
 };
+_Static_assert(sizeof(struct rvs_ftab_target) == 32, "rvs_ftab_target");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -394,6 +412,14 @@ struct {
 	__type(key, __u32);
 	__type(value, struct rvs_ftab_slot);
 } rvs_ftab SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, 65536); // user space sets it before loading
+	__type(key, __u32);
+	__type(value, struct rvs_ftab_target);
+} rvs_ftab_targets SEC(".maps");
 
 // Slots of rvs_ftab minus one; set by user space before loading (frozen: the verifier
 // sees a constant).
@@ -417,10 +443,10 @@ INLINE int ftab_lookup(__u32 saddr, __u32 daddr, __u16 sport, __u16 dport, __u8 
 		       struct rvs_flow *out)
 {
 	__u32 h = ftab_hash(saddr, daddr, sport, dport, proto);
-	__u32 mask = rvs_ftab_mask;
+	__u32 base = h & rvs_ftab_mask & ~(__u32)(FTAB_WINDOW - 1);
 #pragma unroll
 	for (int i = 0; i < FTAB_WINDOW; i++) {
-		__u32 idx = (h + i) & mask;
+		__u32 idx = base + i;
 		struct rvs_ftab_slot *s = bpf_map_lookup_elem(&rvs_ftab, &idx);
 		if (!s)
 			return 0;
@@ -431,17 +457,21 @@ INLINE int ftab_lookup(__u32 saddr, __u32 daddr, __u16 sport, __u16 dport, __u8 
 		if (!s->used || s->saddr != saddr || s->daddr != daddr || s->sport != sport ||
 		    s->dport != dport || s->proto != proto)
 			continue;
-		out->action = s->action;
-		out->outer_family = s->outer_family;
-		out->flags = s->flags;
-		out->ifindex = s->ifindex;
+		__u32 ti = s->target;
 		out->counter = s->counter;
-		out->max_len = s->max_len;
-		out->port = s->port;
-		__builtin_memcpy(out->dmac, s->dmac, 6);
-		__builtin_memcpy(out->smac, s->smac, 6);
-		out->addr[0] = s->addr;
-		out->tsrc[0] = s->tsrc;
+		struct rvs_ftab_target *t = bpf_map_lookup_elem(&rvs_ftab_targets, &ti);
+		if (!t)
+			continue;
+		out->action = t->action;
+		out->outer_family = t->outer_family;
+		out->flags = t->flags;
+		out->ifindex = t->ifindex;
+		out->max_len = t->max_len;
+		out->port = t->port;
+		__builtin_memcpy(out->dmac, t->dmac, 6);
+		__builtin_memcpy(out->smac, t->smac, 6);
+		out->addr[0] = t->addr;
+		out->tsrc[0] = t->tsrc;
 		barrier();
 		if (*(volatile __u32 *)&s->seq != seq)
 			continue;

@@ -34,10 +34,12 @@
 //! table ([`XdpProgram::flow_insert`]: [`FlowKey`] → [`FlowEntry`]), and a matching packet
 //! is rewritten and sent straight back out (`XDP_TX` when the egress is the receiving
 //! interface, else `bpf_redirect`). The table is two maps: IPv4 flows whose rewrite fits
-//! (DR, IPv4 NAT, IP-in-IP with an IPv4 outer header) go to an array of one-cache-line
-//! slots (`rvs_ftab`, written by this process through a shared mapping under a sequence
-//! lock, probed over a window of 4 slots from a hash of the 4-tuple) while their window has
-//! room; the others, and the overflow, to the hash map `rvs_flows`, looked up next. A flow
+//! (DR, IPv4 NAT, IP-in-IP with an IPv4 outer header) go to an array of 32-byte slots
+//! (`rvs_ftab`: key, counter and an index into `rvs_ftab_targets`, the rewrites that flows
+//! share; written by this process through shared mappings under a sequence lock, probed
+//! over an aligned bucket of 4 slots picked by a hash of the 4-tuple) while their bucket
+//! and the targets have room; the others, and the overflow, to the hash map `rvs_flows`,
+//! looked up next. A flow
 //! is in one of them only. [`XdpProgram::attach`] gives the program without an
 //! AF_XDP socket, for the AF_PACKET backend; an [`XdpSocket`] has one inside
 //! ([`XdpSocket::program`]).
@@ -152,7 +154,7 @@ use aya::maps::{HashMap as BpfHashMap, MapData, PerCpuArray, XskMap};
 use aya::programs::{SchedClassifier, Xdp};
 
 pub use self::flows::{DEFAULT_MAX_FLOWS, FlowEntry, FlowKey, FlowRewrite, MAX_MAX_FLOWS};
-use self::flows::{FlowKeyRaw, FlowStats, FlowTab, FlowValueRaw, ftab_slots};
+use self::flows::{FlowKeyRaw, FlowStats, FlowTab, FlowValueRaw, ftab_slots, ftab_targets};
 pub use self::rules::{Proto, SteerCounters, SteerRule};
 use self::rules::{SteerKey, diff, key_set, stat};
 use self::umem::{BindFlags, Geometry, Xsk};
@@ -181,6 +183,7 @@ const MAP_STATS: &str = "rvs_stats";
 const MAP_FLOWS: &str = "rvs_flows";
 const MAP_FLOW_STATS: &str = "rvs_flow_stats";
 const MAP_FTAB: &str = "rvs_ftab";
+const MAP_FTAB_TARGETS: &str = "rvs_ftab_targets";
 /// Entries of `rvs_xsks`: the highest queue a socket may bind, plus one.
 const MAX_QUEUES: u32 = 64;
 /// Ethernet header, and an 802.1Q tag.
@@ -559,12 +562,14 @@ impl XdpProgram {
             ));
         }
         let slots = ftab_slots(max_flows);
+        let targets = ftab_targets(max_flows);
         let mask = slots - 1;
         let mut ebpf = aya::EbpfLoader::new()
             .map_max_entries(MAP_RULES, max_rules)
             .map_max_entries(MAP_FLOWS, max_flows)
             .map_max_entries(MAP_FLOW_STATS, max_flows)
             .map_max_entries(MAP_FTAB, slots)
+            .map_max_entries(MAP_FTAB_TARGETS, targets)
             .override_global("rvs_ftab_mask", &mask, true)
             .load(obj)
             .map_err(|e| aya_err("bpf(load object)", ifname, e))?;
@@ -599,13 +604,18 @@ impl XdpProgram {
         let aya::maps::Map::Array(ftab) = take(MAP_FTAB)? else {
             return Err(io::Error::other(format!("{MAP_FTAB} is not an array map")));
         };
+        let aya::maps::Map::Array(ftab_targets_map) = take(MAP_FTAB_TARGETS)? else {
+            return Err(io::Error::other(format!(
+                "{MAP_FTAB_TARGETS} is not an array map"
+            )));
+        };
         Ok(Self {
             rules: BpfHashMap::try_from(rules).map_err(|e| aya_err("bpf(map)", MAP_RULES, e))?,
             xsks: XskMap::try_from(xsks).map_err(|e| aya_err("bpf(map)", MAP_XSKS, e))?,
             stats: PerCpuArray::try_from(stats).map_err(|e| aya_err("bpf(map)", MAP_STATS, e))?,
             flows: BpfHashMap::try_from(flows).map_err(|e| aya_err("bpf(map)", MAP_FLOWS, e))?,
             flow_stats: FlowStats::map(flow_stats, max_flows)?,
-            ftab: FlowTab::map(ftab, slots)?,
+            ftab: FlowTab::map(ftab, slots, ftab_targets_map, targets)?,
             max_flows,
             ifindex: 0,
             ifname: ifname.to_owned(),

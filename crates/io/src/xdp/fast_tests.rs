@@ -1001,7 +1001,8 @@ fn in_hash_map(p: &XdpProgram, k: &FlowKey) -> bool {
 }
 
 /// The slot index user space computes is the one the program probes first: each key,
-/// alone in an empty table, lands on `hash & mask` and is forwarded from there.
+/// alone in an empty table, lands on the first slot of its bucket and is forwarded from
+/// there.
 #[test]
 fn ftab_hash_of_user_space_is_the_programs() {
     let Some(progs) = programs(1000) else {
@@ -1023,7 +1024,8 @@ fn ftab_hash_of_user_space_is_the_programs() {
                 let k = flow.key(false);
                 p.flow_insert(&k, &flow.entry(false, OTHER_IF))
                     .expect("insert");
-                let want = flows::ftab_hash(&raw_key(&k)) & mask;
+                let want = flows::ftab_hash(&raw_key(&k)) & mask & !3;
+                assert_eq!(want, flows::ftab_bucket(&raw_key(&k), mask + 1));
                 assert_eq!(place(&p, &k), Some(flows::FlowPlace::Slot(want)), "{name}");
                 assert!(!in_hash_map(&p, &k));
                 let frame = flow.spec(false, ACK).build();
@@ -1035,7 +1037,7 @@ fn ftab_hash_of_user_space_is_the_programs() {
     }
 }
 
-/// More keys than a probe window holds: the extra one goes to the hash map and is still
+/// More keys than a bucket holds: the extra one goes to the hash map and is still
 /// forwarded; a freed slot is reused on the next insert (the key leaves the hash map).
 #[test]
 fn ftab_window_overflow_falls_back_to_the_hash_map() {
@@ -1044,7 +1046,7 @@ fn ftab_window_overflow_falls_back_to_the_hash_map() {
     };
     for (name, mut p) in progs {
         let base = Flow::new(false, false, ForwardMethod::DirectRoute, false);
-        let window = |f: &Flow| flows::ftab_hash(&raw_key(&f.key(false))) & 63;
+        let window = |f: &Flow| flows::ftab_bucket(&raw_key(&f.key(false)), 64);
         let want = window(&base);
         let same: Vec<Flow> = (1..=u16::MAX)
             .map(|cport| Flow { cport, ..base })
@@ -1187,5 +1189,88 @@ fn ftab_slot_with_odd_sequence_is_not_used() {
             .expect("update");
         assert_eq!(p.ftab.seq(i), 8);
         assert_eq!(run(&p, &frame, 0).0, XDP_REDIRECT, "{name}");
+    }
+}
+
+/// Flows with the same rewrite share one target entry; a rewrite that finds no free entry
+/// sends its flow to the hash map (still forwarded); a freed entry is written again for
+/// another rewrite, and the program forwards with the new one.
+#[test]
+fn ftab_targets_are_shared_and_reused() {
+    // 4 flows: one bucket of 4 slots, 4 target entries.
+    let Some(progs) = programs(4) else {
+        return;
+    };
+    let slotted = |p: &XdpProgram, f: &Flow| {
+        matches!(place(p, &f.key(false)), Some(flows::FlowPlace::Slot(_)))
+    };
+    for (name, mut p) in progs {
+        let base = Flow::new(false, false, ForwardMethod::Masq, false);
+        let flows: Vec<Flow> = (0..4u16)
+            .map(|i| Flow {
+                cport: 40_000 + i,
+                ..base.clone()
+            })
+            .collect();
+        // Same rewrite for all: one entry.
+        for f in &flows {
+            p.flow_insert(&f.key(false), &f.entry(false, OTHER_IF))
+                .expect("insert");
+            assert!(slotted(&p, f), "{name}");
+        }
+        assert_eq!(p.ftab.targets_in_use(), 1, "{name}");
+        let pick = &flows[2];
+        let k = pick.key(false);
+        let frame = pick.spec(false, 0).payload(b"abc").build();
+        let (rc, before) = run(&p, &frame, 0);
+        assert_eq!(rc, XDP_REDIRECT, "{name}");
+        // A rewrite of its own for three of them: with the shared one, 4 entries, all
+        // taken.
+        let distinct = |f: &Flow, i: u16| FlowEntry {
+            max_len: 1000 + i,
+            ..f.entry(false, OTHER_IF)
+        };
+        for (i, f) in (0..).zip(&flows[..3]) {
+            p.flow_insert(&f.key(false), &distinct(f, i))
+                .expect("distinct");
+            assert!(slotted(&p, f), "{name}");
+        }
+        assert_eq!(p.ftab.targets_in_use(), 4, "{name}");
+        // A fifth rewrite, for the last flow: no entry free, so it moves to the hash map
+        // (the shared entry it held is freed), and the program still forwards it.
+        let f = &flows[3];
+        p.flow_insert(&f.key(false), &distinct(f, 99))
+            .expect("update");
+        assert_eq!(
+            place(&p, &f.key(false)),
+            Some(flows::FlowPlace::Hash),
+            "{name}"
+        );
+        assert!(in_hash_map(&p, &f.key(false)));
+        let f3 = f.spec(false, 0).payload(b"abc").build();
+        let (rc, out) = run(&p, &f3, 0);
+        assert_eq!(rc, XDP_REDIRECT, "{name}");
+        assert_eq!(out.len(), f3.len(), "{name}");
+        assert_eq!(p.ftab.targets_in_use(), 3, "{name}");
+        // Free every entry, then give `pick` a new rewrite: another real server port. The
+        // entry written for it may be one another rewrite used before.
+        assert_eq!(p.flow_clear().expect("clear"), 4, "{name}");
+        assert_eq!(p.ftab.targets_in_use(), 0, "{name}");
+        assert_eq!(run(&p, &frame, 0).0, XDP_PASS, "{name}");
+        let mut e = pick.entry(false, OTHER_IF);
+        let FlowRewrite::Dnat { addr, port } = e.rewrite else {
+            panic!("NAT flow");
+        };
+        e.rewrite = FlowRewrite::Dnat {
+            addr,
+            port: port.wrapping_add(1),
+        };
+        p.flow_insert(&k, &e).expect("new rewrite");
+        assert!(slotted(&p, pick), "{name}");
+        let (rc, after) = run(&p, &frame, 0);
+        assert_eq!(rc, XDP_REDIRECT, "{name}");
+        let dport = |b: &[u8]| u16::from_be_bytes([b[14 + 20 + 2], b[14 + 20 + 3]]);
+        assert_eq!(dport(&after), dport(&before).wrapping_add(1), "{name}");
+        assert_eq!(after.len(), before.len(), "{name}");
     }
 }

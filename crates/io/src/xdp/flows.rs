@@ -3,10 +3,12 @@
 //! read through a shared mapping of the array (no syscall per read).
 //!
 //! IPv4 flows whose rewrite fits (route, IPv4 NAT, IP-in-IP with an IPv4 outer header)
-//! live in `rvs_ftab` instead when there is room: an array of one-cache-line slots in
-//! front of the hash map, written through a shared mapping ([`FlowTab`]) under a
-//! sequence lock, probed by the program over a window of [`FTAB_WINDOW`] slots from
-//! [`ftab_hash`]. A key is in one table only; this process keeps the key → place map.
+//! live in `rvs_ftab` instead when there is room: an array of 32-byte slots in front of
+//! the hash map (key, counter, and the index of the flow's rewrite in
+//! `rvs_ftab_targets`, which flows with the same rewrite share), written through shared
+//! mappings ([`FlowTab`]) under a sequence lock, probed by the program over the aligned
+//! bucket of [`FTAB_WINDOW`] slots that [`ftab_hash`] picks. A key is in one table only;
+//! this process keeps the key → place map.
 //!
 //! The layouts here must match `struct rvs_flow_key`, `struct rvs_flow` and
 //! `struct rvs_flow_stat` of `bpf/steer.c` byte for byte (the unit tests pin them).
@@ -20,13 +22,13 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering, fence};
 
 use aya::maps::MapData;
 
-use super::{MAP_FLOWS, MAP_FTAB, XdpProgram, aya_err, raw_errno};
+use super::{MAP_FLOWS, MAP_FTAB, MAP_FTAB_TARGETS, XdpProgram, aya_err, raw_errno};
 use crate::{MacAddr, invalid, os_err};
 
 /// Default capacity of the flow table, in flows (also the number of counter slots).
 pub const DEFAULT_MAX_FLOWS: u32 = 131_072;
-/// Largest accepted `max_flows` (16 Mi flows: 256 MiB of counters and 1 GiB of IPv4
-/// slots, 64 bytes per flow rounded up to a power of two).
+/// Largest accepted `max_flows` (16 Mi flows: 256 MiB of counters and 512 MiB of IPv4
+/// slots, 32 bytes per flow rounded up to a power of two).
 pub const MAX_MAX_FLOWS: u32 = 1 << 24;
 
 /// A flow as the director receives it: the packet's 5-tuple (client → VIP for traffic to
@@ -369,14 +371,25 @@ impl FlowStats {
     }
 }
 
-/// Slots of `rvs_ftab` probed from a key's hash (`FTAB_WINDOW` of `steer.c`).
+/// Slots of `rvs_ftab` in a key's bucket (`FTAB_WINDOW` of `steer.c`).
 pub(crate) const FTAB_WINDOW: u32 = 4;
-/// `struct rvs_ftab_slot`: one cache line.
-const FTAB_SLOT_SIZE: usize = 64;
+/// `struct rvs_ftab_slot`: two per cache line.
+const FTAB_SLOT_SIZE: usize = 32;
+/// `struct rvs_ftab_target`.
+const FTAB_TARGET_SIZE: usize = 32;
+/// Most entries of `rvs_ftab_targets`: distinct rewrites (real server, egress, next hop)
+/// of the IPv4 slots. Flows whose rewrite finds no free entry go to the hash map.
+pub(crate) const MAX_FTAB_TARGETS: u32 = 65_536;
 
-/// Slots of `rvs_ftab` for a table of `max_flows` flows: the next power of two.
+/// Slots of `rvs_ftab` for a table of `max_flows` flows: the next power of two, at
+/// least one bucket.
 pub(crate) fn ftab_slots(max_flows: u32) -> u32 {
-    max_flows.max(1).next_power_of_two()
+    max_flows.max(FTAB_WINDOW).next_power_of_two()
+}
+
+/// Entries of `rvs_ftab_targets` for a table of `max_flows` flows.
+pub(crate) fn ftab_targets(max_flows: u32) -> u32 {
+    max_flows.clamp(1, MAX_FTAB_TARGETS)
 }
 
 /// The slot hash of an IPv4 key: `ftab_hash` of `steer.c`, which works on the addresses
@@ -391,31 +404,41 @@ pub(crate) fn ftab_hash(k: &FlowKeyRaw) -> u32 {
     h ^ (h >> 16)
 }
 
-/// The `struct rvs_ftab_slot` of a flow (`seq` left 0), or `None` when it does not fit a
-/// slot: an IPv6 key, or IP-in-IP with an IPv6 outer header.
-fn ftab_image(k: &FlowKeyRaw, v: &FlowValueRaw) -> Option<[u8; FTAB_SLOT_SIZE]> {
+/// First slot of `k`'s bucket in a table of `slots` slots (the program's `base`).
+pub(crate) fn ftab_bucket(k: &FlowKeyRaw, slots: u32) -> u32 {
+    ftab_hash(k) & (slots - 1) & !(FTAB_WINDOW - 1)
+}
+
+/// The `struct rvs_ftab_slot` (with `seq` and `target` left 0) and the
+/// `struct rvs_ftab_target` of a flow, or `None` when it does not fit a slot: an IPv6 key,
+/// or IP-in-IP with an IPv6 outer header.
+fn ftab_images(
+    k: &FlowKeyRaw,
+    v: &FlowValueRaw,
+) -> Option<([u8; FTAB_SLOT_SIZE], [u8; FTAB_TARGET_SIZE])> {
     if k.family != 4 || (v.action == action::IPIP && v.outer_family != 4) {
         return None;
     }
-    let mut b = [0u8; FTAB_SLOT_SIZE];
-    b[4..8].copy_from_slice(&k.saddr[..4]);
-    b[8..12].copy_from_slice(&k.daddr[..4]);
-    b[12..14].copy_from_slice(&k.sport);
-    b[14..16].copy_from_slice(&k.dport);
-    b[16] = k.proto;
-    b[17] = 1; // used
-    b[18] = v.action;
-    b[19] = v.flags;
-    b[20..24].copy_from_slice(&v.ifindex.to_ne_bytes());
-    b[24..28].copy_from_slice(&v.counter.to_ne_bytes());
-    b[28..30].copy_from_slice(&v.max_len.to_ne_bytes());
-    b[30..32].copy_from_slice(&v.port);
-    b[32..38].copy_from_slice(&v.dmac);
-    b[38..44].copy_from_slice(&v.smac);
-    b[44..48].copy_from_slice(&v.addr[..4]);
-    b[48..52].copy_from_slice(&v.tsrc[..4]);
-    b[52] = v.outer_family;
-    Some(b)
+    let mut s = [0u8; FTAB_SLOT_SIZE];
+    s[4..8].copy_from_slice(&k.saddr[..4]);
+    s[8..12].copy_from_slice(&k.daddr[..4]);
+    s[12..14].copy_from_slice(&k.sport);
+    s[14..16].copy_from_slice(&k.dport);
+    s[16] = k.proto;
+    s[17] = 1; // used
+    s[24..28].copy_from_slice(&v.counter.to_ne_bytes());
+    let mut t = [0u8; FTAB_TARGET_SIZE];
+    t[0] = v.action;
+    t[1] = v.flags;
+    t[2] = v.outer_family;
+    t[4..8].copy_from_slice(&v.ifindex.to_ne_bytes());
+    t[8..10].copy_from_slice(&v.max_len.to_ne_bytes());
+    t[10..12].copy_from_slice(&v.port);
+    t[12..18].copy_from_slice(&v.dmac);
+    t[18..24].copy_from_slice(&v.smac);
+    t[24..28].copy_from_slice(&v.addr[..4]);
+    t[28..32].copy_from_slice(&v.tsrc[..4]);
+    Some((s, t))
 }
 
 /// Where a flow lives.
@@ -427,72 +450,166 @@ pub(crate) enum FlowPlace {
     Hash,
 }
 
-/// The `rvs_ftab` array mapped into this process, and where each flow of the program
-/// lives (this process is the tables' only writer).
+/// The 32-byte records of a mapped array, as atomic words (the program reads them
+/// concurrently).
+fn words32(mem: &MappedArray, len: u32, idx: u32) -> Option<&[AtomicU32; 8]> {
+    if idx >= len {
+        return None;
+    }
+    let off = idx as usize * 32;
+    // SAFETY: `off + 32 <= len * 32 <= mem.len` (both arrays are mapped with 32 bytes per
+    // record): inside the mapping, which lives as long as `mem`, whose borrow the result
+    // keeps; the mapping is page-aligned and the offset a multiple of 32, so the words are
+    // 4-byte aligned. `[AtomicU32; 8]` has the layout of `[u32; 8]`, and the memory is
+    // only accessed atomically here (the program only reads it).
+    unsafe { Some(&*mem.ptr().add(off).cast::<[AtomicU32; 8]>()) }
+}
+
+/// The word `i` of a 32-byte image, as the program loads it.
+fn word(img: &[u8; 32], i: usize) -> u32 {
+    u32::from_ne_bytes([img[i * 4], img[i * 4 + 1], img[i * 4 + 2], img[i * 4 + 3]])
+}
+
+/// `rvs_ftab_targets` mapped into this process: each distinct rewrite once, shared by
+/// the slots that use it (reference counted). An entry is written only while no slot
+/// refers to it.
+struct Targets {
+    mem: MappedArray,
+    len: u32,
+    ids: HashMap<[u8; FTAB_TARGET_SIZE], u32>,
+    /// Per entry: its image and how many slots use it (0: free).
+    entries: Vec<([u8; FTAB_TARGET_SIZE], u32)>,
+    free: Vec<u32>,
+}
+
+impl Targets {
+    /// The entry holding `img`, written into a free one if none does; one more
+    /// reference. `None` when every entry holds another rewrite.
+    fn acquire(&mut self, img: &[u8; FTAB_TARGET_SIZE]) -> Option<u32> {
+        if let Some(&i) = self.ids.get(img) {
+            self.entries[i as usize].1 += 1;
+            return Some(i);
+        }
+        let i = match self.free.pop() {
+            Some(i) => i,
+            None if (self.entries.len() as u32) < self.len => {
+                self.entries.push(([0; FTAB_TARGET_SIZE], 0));
+                self.entries.len() as u32 - 1
+            }
+            None => return None,
+        };
+        let w = words32(&self.mem, self.len, i)?;
+        for (n, word_) in w.iter().enumerate() {
+            word_.store(word(img, n), Ordering::Relaxed);
+        }
+        // Published by the slot's sequence-lock write that follows.
+        fence(Ordering::Release);
+        self.entries[i as usize] = (*img, 1);
+        self.ids.insert(*img, i);
+        Some(i)
+    }
+
+    /// One reference less on entry `i`; freed at zero (after the slot that used it was
+    /// rewritten: a reader that still holds the old slot sees its `seq` change).
+    fn release(&mut self, i: u32) {
+        let Some(e) = self.entries.get_mut(i as usize) else {
+            return;
+        };
+        e.1 = e.1.saturating_sub(1);
+        if e.1 == 0 {
+            self.ids.remove(&e.0);
+            self.free.push(i);
+        }
+    }
+
+    /// Entries in use.
+    #[cfg(test)]
+    fn in_use(&self) -> usize {
+        self.ids.len()
+    }
+}
+
+/// The `rvs_ftab` and `rvs_ftab_targets` arrays mapped into this process, and where each
+/// flow of the program lives (this process is the tables' only writer).
 pub(crate) struct FlowTab {
     mem: MappedArray,
     slots: u32,
-    used: Vec<bool>,
+    /// Target entry of each used slot.
+    used: Vec<Option<u32>>,
     places: HashMap<FlowKeyRaw, FlowPlace>,
+    targets: Targets,
 }
 
 impl FlowTab {
-    /// Map the `slots` slots (a power of two) of the array map `map`.
-    pub(crate) fn map(map: MapData, slots: u32) -> io::Result<Self> {
+    /// Map the `slots` slots (a power of two) of the array map `map` and the `targets`
+    /// entries of `targets_map`.
+    pub(crate) fn map(
+        map: MapData,
+        slots: u32,
+        targets_map: MapData,
+        targets: u32,
+    ) -> io::Result<Self> {
         let mem = MappedArray::new(map, slots as usize * FTAB_SLOT_SIZE, MAP_FTAB)?;
+        let tmem = MappedArray::new(
+            targets_map,
+            targets as usize * FTAB_TARGET_SIZE,
+            MAP_FTAB_TARGETS,
+        )?;
         Ok(Self {
             mem,
             slots,
-            used: vec![false; slots as usize],
+            used: vec![None; slots as usize],
             places: HashMap::new(),
+            targets: Targets {
+                mem: tmem,
+                len: targets,
+                ids: HashMap::new(),
+                entries: Vec::new(),
+                free: Vec::new(),
+            },
         })
     }
 
-    /// The 16 words of slot `idx`, or `None` out of range.
-    fn words(&self, idx: u32) -> Option<&[AtomicU32; 16]> {
-        if idx >= self.slots {
-            return None;
-        }
-        let off = idx as usize * FTAB_SLOT_SIZE;
-        // SAFETY: `off + 64 <= slots * 64 <= len`: inside the mapping, which lives as long
-        // as `self` (it owns it); the mapping is page-aligned and the offset a multiple of 64, so the
-        // words are 4-byte aligned. `[AtomicU32; 16]` has the layout of `[u32; 16]`, and
-        // the memory is only accessed atomically here (the program only reads it).
-        unsafe { Some(&*self.mem.ptr().add(off).cast::<[AtomicU32; 16]>()) }
-    }
-
-    /// Write `img` into slot `idx` under the sequence lock: `seq` odd, the fields, `seq`
-    /// even again.
-    fn write(&self, idx: u32, img: &[u8; FTAB_SLOT_SIZE]) {
-        let Some(w) = self.words(idx) else {
+    /// Write `img` with target `t` into slot `idx` under the sequence lock: `seq` odd, the
+    /// fields, `seq` even again.
+    fn write(&self, idx: u32, img: &[u8; FTAB_SLOT_SIZE], t: u32) {
+        let Some(w) = words32(&self.mem, self.slots, idx) else {
             return;
         };
         let odd = w[0].load(Ordering::Relaxed) | 1;
         w[0].store(odd, Ordering::SeqCst);
         fence(Ordering::Release);
-        for (i, word) in w.iter().enumerate().skip(1) {
-            let b = &img[i * 4..i * 4 + 4];
-            word.store(
-                u32::from_ne_bytes([b[0], b[1], b[2], b[3]]),
-                Ordering::Relaxed,
-            );
+        for (i, word_) in w.iter().enumerate().skip(1) {
+            let v = if i == 5 { t } else { word(img, i) };
+            word_.store(v, Ordering::Relaxed);
         }
         w[0].store(odd.wrapping_add(1), Ordering::SeqCst);
     }
 
-    /// Slot of `k`'s window that is free, if any.
+    /// Slot of `k`'s bucket that is free, if any.
     fn free_slot(&self, k: &FlowKeyRaw) -> Option<u32> {
-        let base = ftab_hash(k);
-        (0..FTAB_WINDOW)
-            .map(|i| base.wrapping_add(i) & (self.slots - 1))
-            .find(|&i| !self.used[i as usize])
+        let base = ftab_bucket(k, self.slots);
+        (base..base + FTAB_WINDOW).find(|&i| self.used[i as usize].is_none())
+    }
+
+    /// Put a flow (images from [`ftab_images`]) into slot `idx`, replacing what was there:
+    /// `false` (nothing changed) when its rewrite finds no free target entry.
+    fn put(&mut self, idx: u32, img: &[u8; FTAB_SLOT_SIZE], target: &[u8; 32]) -> bool {
+        let Some(t) = self.targets.acquire(target) else {
+            return false;
+        };
+        self.write(idx, img, t);
+        if let Some(old) = self.used.get_mut(idx as usize).and_then(|u| u.replace(t)) {
+            self.targets.release(old);
+        }
+        true
     }
 
     /// Empty slot `idx` (`used` 0) and forget it.
     fn release(&mut self, idx: u32) {
-        self.write(idx, &[0; FTAB_SLOT_SIZE]);
-        if let Some(u) = self.used.get_mut(idx as usize) {
-            *u = false;
+        self.write(idx, &[0; FTAB_SLOT_SIZE], 0);
+        if let Some(t) = self.used.get_mut(idx as usize).and_then(Option::take) {
+            self.targets.release(t);
         }
     }
 
@@ -501,16 +618,22 @@ impl FlowTab {
         self.places.get(k).copied()
     }
 
+    /// Distinct rewrites the slots use (tests).
+    #[cfg(test)]
+    pub(crate) fn targets_in_use(&self) -> usize {
+        self.targets.in_use()
+    }
+
     /// The `seq` word of slot `idx` (tests).
     #[cfg(test)]
     pub(crate) fn seq(&self, idx: u32) -> u32 {
-        self.words(idx).map_or(0, |w| w[0].load(Ordering::SeqCst))
+        words32(&self.mem, self.slots, idx).map_or(0, |w| w[0].load(Ordering::SeqCst))
     }
 
     /// Set the `seq` word of slot `idx` by hand (tests).
     #[cfg(test)]
     pub(crate) fn set_seq(&self, idx: u32, seq: u32) {
-        if let Some(w) = self.words(idx) {
+        if let Some(w) = words32(&self.mem, self.slots, idx) {
             w[0].store(seq, Ordering::SeqCst);
         }
     }
@@ -552,29 +675,34 @@ impl XdpProgram {
                 format!("flow table full ({} flows)", self.max_flows),
             ));
         }
-        let img = ftab_image(&k, &v);
+        let img = ftab_images(&k, &v);
         match (place, img) {
-            (Some(FlowPlace::Slot(i)), Some(img)) => self.ftab.write(i, &img),
+            (Some(FlowPlace::Slot(i)), Some((img, t))) => {
+                if !self.ftab.put(i, &img, &t) {
+                    // No free target entry for the new rewrite: into the hash map.
+                    self.flows.insert(k, v, 0).map_err(update_err)?;
+                    self.ftab.release(i);
+                    self.ftab.places.insert(k, FlowPlace::Hash);
+                }
+            }
             (Some(FlowPlace::Slot(i)), None) => {
                 // No longer fits a slot: into the hash map, then out of the array.
                 self.flows.insert(k, v, 0).map_err(update_err)?;
                 self.ftab.release(i);
                 self.ftab.places.insert(k, FlowPlace::Hash);
             }
-            (_, Some(img)) => match self.ftab.free_slot(&k) {
-                Some(i) => {
-                    // The array is looked up first: from this write on it is the entry.
-                    self.ftab.write(i, &img);
+            (_, Some((img, t))) => match self.ftab.free_slot(&k) {
+                // The array is looked up first: from this write on it is the entry.
+                Some(i) if self.ftab.put(i, &img, &t) => {
                     if place == Some(FlowPlace::Hash)
                         && let Err(e) = self.hash_remove(&k)
                     {
                         self.ftab.release(i);
                         return Err(e);
                     }
-                    self.ftab.used[i as usize] = true;
                     self.ftab.places.insert(k, FlowPlace::Slot(i));
                 }
-                None => {
+                _ => {
                     self.flows.insert(k, v, 0).map_err(update_err)?;
                     self.ftab.places.insert(k, FlowPlace::Hash);
                 }
