@@ -365,8 +365,8 @@ struct {
 } rvs_flow_stats SEC(".maps");
 
 // The IPv4 flow table in front of `rvs_flows`, Katran's compact layout: a 32-byte slot
-// per flow (two per cache line) holding the key, the flow's counter and the index of its
-// rewrite in `rvs_ftab_targets`, a small table that all flows to the same real server
+// per flow (two per cache line) holding the key, the flow's packet and byte counts and
+// the index of its rewrite in `rvs_ftab_targets`, a small table that all flows to the same real server
 // (or from the same service, for NAT replies) share. The table of 61,696 flows the
 // benchmark drives fills 4 MiB instead of the 8 MiB of whole-entry slots, which kept
 // spilling out of this CPU's share of the last-level cache. A key lives in one bucket of
@@ -384,9 +384,11 @@ struct rvs_ftab_slot {
 	__u8 proto;
 	__u8 used; // 1: the slot holds a flow
 	__u16 pad;
-	__u32 target;  // index into rvs_ftab_targets
-	__u32 counter; // index into rvs_flow_stats
-	__u32 pad2;
+	__u32 target; // index into rvs_ftab_targets
+	// The flow's packets and bytes since user space last folded them into its counter
+	// slot of rvs_flow_stats: packets << FTAB_CTR_SHIFT | bytes, one atomic add per
+	// packet, on the cache line the lookup already brought in.
+	__u64 ctr;
 };
 _Static_assert(sizeof(struct rvs_ftab_slot) == 32, "rvs_ftab_slot");
 
@@ -426,6 +428,7 @@ struct {
 volatile const __u32 rvs_ftab_mask = 131071;
 
 #define FTAB_WINDOW 4
+#define FTAB_CTR_SHIFT 36 // bytes below, packets above (`xdp::flows::FTAB_CTR_SHIFT`)
 #define barrier() asm volatile("" ::: "memory")
 
 // The slot hash of an IPv4 4-tuple and protocol (`xdp::flows::ftab_hash`). Addresses and
@@ -438,9 +441,10 @@ INLINE __u32 ftab_hash(__u32 saddr, __u32 daddr, __u16 sport, __u16 dport, __u8 
 	return h ^ (h >> 16);
 }
 
-// Look an IPv4 flow up in rvs_ftab; on a hit, copy it into `out` and return 1.
+// Look an IPv4 flow up in rvs_ftab; on a hit, copy it into `out`, point `ctr` at the
+// slot's counts and return 1.
 INLINE int ftab_lookup(__u32 saddr, __u32 daddr, __u16 sport, __u16 dport, __u8 proto,
-		       struct rvs_flow *out)
+		       struct rvs_flow *out, __u64 **ctr)
 {
 	__u32 h = ftab_hash(saddr, daddr, sport, dport, proto);
 	__u32 base = h & rvs_ftab_mask & ~(__u32)(FTAB_WINDOW - 1);
@@ -458,7 +462,6 @@ INLINE int ftab_lookup(__u32 saddr, __u32 daddr, __u16 sport, __u16 dport, __u8 
 		    s->dport != dport || s->proto != proto)
 			continue;
 		__u32 ti = s->target;
-		out->counter = s->counter;
 		struct rvs_ftab_target *t = bpf_map_lookup_elem(&rvs_ftab_targets, &ti);
 		if (!t)
 			continue;
@@ -475,6 +478,7 @@ INLINE int ftab_lookup(__u32 saddr, __u32 daddr, __u16 sport, __u16 dport, __u8 
 		barrier();
 		if (*(volatile __u32 *)&s->seq != seq)
 			continue;
+		*ctr = &s->ctr;
 		return 1;
 	}
 	return 0;

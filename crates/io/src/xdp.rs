@@ -68,7 +68,8 @@
 //!
 //! Counters: [`XdpProgram::flow_counter`] gives packets and IP bytes (as received, before
 //! encapsulation) per counter slot, read from a shared mapping of the `BPF_F_MMAPABLE`
-//! array (no syscall); [`SteerCounters`] counts the fast path's outcomes
+//! array (no syscall), after folding in the counts IPv4 slots keep in their own cache
+//! line; [`SteerCounters`] counts the fast path's outcomes
 //! (`fast_forwarded`, `fast_passed_tcp_flags`, `fast_passed_ttl`, `fast_passed_too_big`,
 //! `fast_dropped` when the frame cannot be trimmed or grown: `XDP_DROP`). A frame passed
 //! on is counted again by the steering.

@@ -1274,3 +1274,99 @@ fn ftab_targets_are_shared_and_reused() {
         assert_eq!(after.len(), before.len(), "{name}");
     }
 }
+
+/// IPv4 slots count in their own cache line; the counts reach the counter slot when it is
+/// read, when the flow changes counter slot, and when it leaves the slot (removal, or a
+/// move to the hash map), never twice, and a reset drops what was not yet read.
+#[test]
+fn ftab_counts_fold_into_the_counter_slot() {
+    let Some(progs) = programs(64) else {
+        return;
+    };
+    for (name, mut p) in progs {
+        let flow = Flow::new(false, false, ForwardMethod::DirectRoute, false);
+        let k = flow.key(false);
+        let frame = flow.spec(false, 0).payload(&[5; 40]).build();
+        let len = (frame.len() - 14) as u64;
+        let fwd = |p: &XdpProgram, n: u32| {
+            for _ in 0..n {
+                assert_eq!(run(p, &frame, 0).0, XDP_REDIRECT, "{name}");
+            }
+        };
+        let e = |counter| FlowEntry {
+            counter,
+            ..flow.entry(false, OTHER_IF)
+        };
+        for c in [5, 6, 8] {
+            p.flow_counter_reset(c);
+        }
+        p.flow_insert(&k, &e(5)).expect("insert");
+        assert!(matches!(place(&p, &k), Some(flows::FlowPlace::Slot(_))));
+        fwd(&p, 3);
+        assert_eq!(p.flow_counter(5), (3, 3 * len), "{name}");
+        assert_eq!(p.flow_counter(5), (3, 3 * len), "{name}: counted twice");
+        // Two more, then the flow changes counter slot: they stay with the old one.
+        fwd(&p, 2);
+        p.flow_insert(&k, &e(6)).expect("new counter");
+        fwd(&p, 1);
+        assert_eq!(p.flow_counter(5), (5, 5 * len), "{name}");
+        assert_eq!(p.flow_counter(6), (1, len), "{name}");
+        // Unread counts of a removed flow are folded at the removal; the next packet is
+        // not the flow's any more.
+        fwd(&p, 2);
+        assert!(p.flow_remove(&k).expect("remove"));
+        assert_eq!(run(&p, &frame, 0).0, XDP_PASS, "{name}");
+        assert_eq!(p.flow_counter(6), (3, 3 * len), "{name}");
+        // Back in a slot: a reset drops what was not read.
+        p.flow_insert(&k, &e(6)).expect("insert again");
+        fwd(&p, 4);
+        p.flow_counter_reset(6);
+        assert_eq!(p.flow_counter(6), (0, 0), "{name}");
+        fwd(&p, 1);
+        assert_eq!(p.flow_counter(6), (1, len), "{name}");
+        // Moving to the hash map (an IPv6 outer header) takes the unread counts along.
+        fwd(&p, 1);
+        let v6 = FlowEntry {
+            rewrite: FlowRewrite::Ipip {
+                src: ip(TUN6),
+                dst: ip(RS6),
+                copy_df: true,
+            },
+            ..e(6)
+        };
+        p.flow_insert(&k, &v6).expect("to the hash map");
+        assert_eq!(place(&p, &k), Some(flows::FlowPlace::Hash));
+        if !is_tc(&p) {
+            assert_eq!(run(&p, &frame, 0).0, XDP_REDIRECT, "{name}");
+            assert_eq!(p.flow_counter(6), (3, 3 * len), "{name}");
+        } else {
+            assert_eq!(p.flow_counter(6), (2, 2 * len), "{name}");
+        }
+        p.flow_clear().expect("clear");
+        // Two slotted flows sharing a counter slot: both count into it.
+        let other = Flow {
+            cport: 40_001,
+            ..flow.clone()
+        };
+        p.flow_insert(&k, &e(8)).expect("first");
+        p.flow_insert(
+            &other.key(false),
+            &FlowEntry {
+                counter: 8,
+                ..other.entry(false, OTHER_IF)
+            },
+        )
+        .expect("second");
+        assert!(matches!(
+            place(&p, &other.key(false)),
+            Some(flows::FlowPlace::Slot(_))
+        ));
+        fwd(&p, 2);
+        let f2 = other.spec(false, 0).payload(&[5; 40]).build();
+        assert_eq!(run(&p, &f2, 0).0, XDP_REDIRECT, "{name}");
+        assert_eq!(p.flow_counter(8), (3, 3 * len), "{name}");
+        assert!(p.flow_remove(&k).expect("remove first"));
+        assert_eq!(run(&p, &f2, 0).0, XDP_REDIRECT, "{name}");
+        assert_eq!(p.flow_counter(8), (4, 4 * len), "{name}");
+    }
+}

@@ -363,6 +363,14 @@ impl FlowStats {
         })
     }
 
+    /// Add to the counters of slot `idx` (nothing out of range).
+    fn add(&self, idx: u32, packets: u64, bytes: u64) {
+        if let Some([p, b]) = self.slot(idx) {
+            p.fetch_add(packets, Ordering::Relaxed);
+            b.fetch_add(bytes, Ordering::Relaxed);
+        }
+    }
+
     pub(crate) fn reset(&self, idx: u32) {
         if let Some([p, b]) = self.slot(idx) {
             p.store(0, Ordering::Relaxed);
@@ -377,6 +385,16 @@ pub(crate) const FTAB_WINDOW: u32 = 4;
 const FTAB_SLOT_SIZE: usize = 32;
 /// `struct rvs_ftab_target`.
 const FTAB_TARGET_SIZE: usize = 32;
+/// A slot's counts: packets above this bit, bytes below (`FTAB_CTR_SHIFT` of `steer.c`).
+/// Folded into the counter slot at least at every [`XdpProgram::flow_counter`] read, so
+/// up to 2^28 packets and 64 GiB per flow between two reads.
+pub(crate) const FTAB_CTR_SHIFT: u32 = 36;
+
+/// Packets and bytes of a slot's packed counts.
+fn unpack_ctr(v: u64) -> (u64, u64) {
+    (v >> FTAB_CTR_SHIFT, v & ((1 << FTAB_CTR_SHIFT) - 1))
+}
+
 /// Most entries of `rvs_ftab_targets`: distinct rewrites (real server, egress, next hop)
 /// of the IPv4 slots. Flows whose rewrite finds no free entry go to the hash map.
 pub(crate) const MAX_FTAB_TARGETS: u32 = 65_536;
@@ -409,7 +427,7 @@ pub(crate) fn ftab_bucket(k: &FlowKeyRaw, slots: u32) -> u32 {
     ftab_hash(k) & (slots - 1) & !(FTAB_WINDOW - 1)
 }
 
-/// The `struct rvs_ftab_slot` (with `seq` and `target` left 0) and the
+/// The `struct rvs_ftab_slot` (with `seq`, `target` and `ctr` left 0) and the
 /// `struct rvs_ftab_target` of a flow, or `None` when it does not fit a slot: an IPv6 key,
 /// or IP-in-IP with an IPv6 outer header.
 fn ftab_images(
@@ -426,7 +444,6 @@ fn ftab_images(
     s[14..16].copy_from_slice(&k.dport);
     s[16] = k.proto;
     s[17] = 1; // used
-    s[24..28].copy_from_slice(&v.counter.to_ne_bytes());
     let mut t = [0u8; FTAB_TARGET_SIZE];
     t[0] = v.action;
     t[1] = v.flags;
@@ -529,15 +546,25 @@ impl Targets {
     }
 }
 
+/// What a used slot refers to.
+#[derive(Clone, Copy, Debug)]
+struct SlotUse {
+    /// Its entry of `rvs_ftab_targets`.
+    target: u32,
+    /// The counter slot its counts are folded into.
+    counter: u32,
+}
+
 /// The `rvs_ftab` and `rvs_ftab_targets` arrays mapped into this process, and where each
 /// flow of the program lives (this process is the tables' only writer).
 pub(crate) struct FlowTab {
     mem: MappedArray,
     slots: u32,
-    /// Target entry of each used slot.
-    used: Vec<Option<u32>>,
+    used: Vec<Option<SlotUse>>,
     places: HashMap<FlowKeyRaw, FlowPlace>,
     targets: Targets,
+    /// The slots whose counts go to each counter slot.
+    counter_slots: HashMap<u32, Vec<u32>>,
 }
 
 impl FlowTab {
@@ -560,6 +587,7 @@ impl FlowTab {
             slots,
             used: vec![None; slots as usize],
             places: HashMap::new(),
+            counter_slots: HashMap::new(),
             targets: Targets {
                 mem: tmem,
                 len: targets,
@@ -571,7 +599,8 @@ impl FlowTab {
     }
 
     /// Write `img` with target `t` into slot `idx` under the sequence lock: `seq` odd, the
-    /// fields, `seq` even again.
+    /// fields up to `target`, `seq` even again. The counts (`ctr`, which the program adds
+    /// to) are left alone.
     fn write(&self, idx: u32, img: &[u8; FTAB_SLOT_SIZE], t: u32) {
         let Some(w) = words32(&self.mem, self.slots, idx) else {
             return;
@@ -579,11 +608,56 @@ impl FlowTab {
         let odd = w[0].load(Ordering::Relaxed) | 1;
         w[0].store(odd, Ordering::SeqCst);
         fence(Ordering::Release);
-        for (i, word_) in w.iter().enumerate().skip(1) {
+        for (i, word_) in w.iter().enumerate().take(6).skip(1) {
             let v = if i == 5 { t } else { word(img, i) };
             word_.store(v, Ordering::Relaxed);
         }
         w[0].store(odd.wrapping_add(1), Ordering::SeqCst);
+    }
+
+    /// The `ctr` word of slot `idx`.
+    fn ctr(&self, idx: u32) -> Option<&AtomicU64> {
+        if idx >= self.slots {
+            return None;
+        }
+        let off = idx as usize * FTAB_SLOT_SIZE + 24;
+        // SAFETY: `off + 8 <= slots * 32 <= len`: inside the mapping, which lives as long
+        // as `self` (it owns it) and whose borrow the result keeps; the mapping is
+        // page-aligned and `off` a multiple of 8. The word is only accessed atomically,
+        // here and by the program's atomic adds.
+        unsafe { Some(AtomicU64::from_ptr(self.mem.ptr().add(off).cast::<u64>())) }
+    }
+
+    /// Take slot `idx`'s counts (zeroing them) into counter slot `counter`.
+    fn fold_slot(&self, idx: u32, counter: u32, stats: &FlowStats) {
+        if let Some(c) = self.ctr(idx) {
+            let v = c.swap(0, Ordering::AcqRel);
+            if v != 0 {
+                let (p, b) = unpack_ctr(v);
+                stats.add(counter, p, b);
+            }
+        }
+    }
+
+    /// Fold the counts of every slot counted in `counter` into it (or, with `keep`
+    /// false, drop them).
+    pub(crate) fn fold_counter(&self, counter: u32, stats: &FlowStats, keep: bool) {
+        for &i in self.counter_slots.get(&counter).into_iter().flatten() {
+            if keep {
+                self.fold_slot(i, counter, stats);
+            } else if let Some(c) = self.ctr(i) {
+                c.store(0, Ordering::Relaxed);
+            }
+        }
+    }
+
+    fn unlink_counter(&mut self, counter: u32, idx: u32) {
+        if let Some(v) = self.counter_slots.get_mut(&counter) {
+            v.retain(|&i| i != idx);
+            if v.is_empty() {
+                self.counter_slots.remove(&counter);
+            }
+        }
     }
 
     /// Slot of `k`'s bucket that is free, if any.
@@ -592,24 +666,56 @@ impl FlowTab {
         (base..base + FTAB_WINDOW).find(|&i| self.used[i as usize].is_none())
     }
 
-    /// Put a flow (images from [`ftab_images`]) into slot `idx`, replacing what was there:
-    /// `false` (nothing changed) when its rewrite finds no free target entry.
-    fn put(&mut self, idx: u32, img: &[u8; FTAB_SLOT_SIZE], target: &[u8; 32]) -> bool {
+    /// Put a flow (images from [`ftab_images`]) counted in `counter` into slot `idx`,
+    /// replacing what was there: `false` (nothing changed) when its rewrite finds no free
+    /// target entry. A slot that changes counter slot first hands its counts to the old
+    /// one; a free slot starts from zero.
+    fn put(
+        &mut self,
+        idx: u32,
+        img: &[u8; FTAB_SLOT_SIZE],
+        target: &[u8; FTAB_TARGET_SIZE],
+        counter: u32,
+        stats: &FlowStats,
+    ) -> bool {
+        if idx >= self.slots {
+            return false;
+        }
         let Some(t) = self.targets.acquire(target) else {
             return false;
         };
+        let old = self.used[idx as usize];
+        match old {
+            None => {
+                // Counts a packet of an earlier flow may have left after its removal.
+                if let Some(c) = self.ctr(idx) {
+                    c.swap(0, Ordering::AcqRel);
+                }
+            }
+            Some(u) if u.counter != counter => self.fold_slot(idx, u.counter, stats),
+            Some(_) => {}
+        }
         self.write(idx, img, t);
-        if let Some(old) = self.used.get_mut(idx as usize).and_then(|u| u.replace(t)) {
-            self.targets.release(old);
+        self.used[idx as usize] = Some(SlotUse { target: t, counter });
+        if let Some(u) = old {
+            self.targets.release(u.target);
+            if u.counter != counter {
+                self.unlink_counter(u.counter, idx);
+            }
+        }
+        if old.is_none_or(|u| u.counter != counter) {
+            self.counter_slots.entry(counter).or_default().push(idx);
         }
         true
     }
 
-    /// Empty slot `idx` (`used` 0) and forget it.
-    fn release(&mut self, idx: u32) {
+    /// Empty slot `idx` (`used` 0), hand its counts to its counter slot and forget it.
+    fn release(&mut self, idx: u32, stats: &FlowStats) {
         self.write(idx, &[0; FTAB_SLOT_SIZE], 0);
-        if let Some(t) = self.used.get_mut(idx as usize).and_then(Option::take) {
-            self.targets.release(t);
+        if let Some(u) = self.used.get_mut(idx as usize).and_then(Option::take) {
+            self.fold_slot(idx, u.counter, stats);
+            self.unlink_counter(u.counter, idx);
+            self.targets.release(u.target);
         }
     }
 
@@ -678,26 +784,26 @@ impl XdpProgram {
         let img = ftab_images(&k, &v);
         match (place, img) {
             (Some(FlowPlace::Slot(i)), Some((img, t))) => {
-                if !self.ftab.put(i, &img, &t) {
+                if !self.ftab.put(i, &img, &t, v.counter, &self.flow_stats) {
                     // No free target entry for the new rewrite: into the hash map.
                     self.flows.insert(k, v, 0).map_err(update_err)?;
-                    self.ftab.release(i);
+                    self.ftab.release(i, &self.flow_stats);
                     self.ftab.places.insert(k, FlowPlace::Hash);
                 }
             }
             (Some(FlowPlace::Slot(i)), None) => {
                 // No longer fits a slot: into the hash map, then out of the array.
                 self.flows.insert(k, v, 0).map_err(update_err)?;
-                self.ftab.release(i);
+                self.ftab.release(i, &self.flow_stats);
                 self.ftab.places.insert(k, FlowPlace::Hash);
             }
             (_, Some((img, t))) => match self.ftab.free_slot(&k) {
                 // The array is looked up first: from this write on it is the entry.
-                Some(i) if self.ftab.put(i, &img, &t) => {
+                Some(i) if self.ftab.put(i, &img, &t, v.counter, &self.flow_stats) => {
                     if place == Some(FlowPlace::Hash)
                         && let Err(e) = self.hash_remove(&k)
                     {
-                        self.ftab.release(i);
+                        self.ftab.release(i, &self.flow_stats);
                         return Err(e);
                     }
                     self.ftab.places.insert(k, FlowPlace::Slot(i));
@@ -741,7 +847,7 @@ impl XdpProgram {
     pub fn flow_remove(&mut self, key: &FlowKey) -> io::Result<bool> {
         let k = key.encode()?;
         if let Some(FlowPlace::Slot(i)) = self.ftab.place(&k) {
-            self.ftab.release(i);
+            self.ftab.release(i, &self.flow_stats);
             self.ftab.places.remove(&k);
             return Ok(true);
         }
@@ -773,7 +879,7 @@ impl XdpProgram {
             })
             .collect();
         for (k, i) in slots {
-            self.ftab.release(i);
+            self.ftab.release(i, &self.flow_stats);
             self.ftab.places.remove(&k);
             n += 1;
         }
@@ -787,9 +893,13 @@ impl XdpProgram {
     }
 
     /// Packets and bytes (IP length as received, before any encapsulation) the kernel
-    /// forwarded on counter slot `idx`, summed over CPUs; `(0, 0)` out of range. A plain
-    /// memory read of the shared counter array, no syscall.
+    /// forwarded on counter slot `idx`, summed over CPUs; `(0, 0)` out of range. Memory
+    /// operations on the shared arrays, no syscall: the counts that IPv4 slots keep in
+    /// their own cache line are folded into the counter slot first. Read each counter in
+    /// use at least every few seconds: a slot holds at most 2^28 packets and 64 GiB
+    /// between two reads.
     pub fn flow_counter(&self, idx: u32) -> (u64, u64) {
+        self.ftab.fold_counter(idx, &self.flow_stats, true);
         self.flow_stats.get(idx)
     }
 
@@ -797,6 +907,7 @@ impl XdpProgram {
     /// packet being counted at the same moment on another CPU: remove the flows that use
     /// the slot first.
     pub fn flow_counter_reset(&self, idx: u32) {
+        self.ftab.fold_counter(idx, &self.flow_stats, false);
         self.flow_stats.reset(idx);
     }
 
