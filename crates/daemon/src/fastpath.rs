@@ -338,11 +338,15 @@ impl FastPath {
         progs: &mut [Option<&mut XdpProgram>],
     ) {
         let mut gone = Vec::new();
+        // one pass over each table, then plain reads of the counter array
+        for prog in progs.iter().flatten() {
+            prog.flow_counters_fold();
+        }
         for (&(conn, dir), inst) in &mut self.flows {
             let Some(Some(prog)) = progs.get(inst.port) else {
                 continue;
             };
-            let (p, b) = prog.flow_counter(inst.counter);
+            let (p, b) = prog.flow_counter_folded(inst.counter);
             if p == inst.packets {
                 continue;
             }

@@ -1343,6 +1343,16 @@ fn ftab_counts_fold_into_the_counter_slot() {
             assert_eq!(p.flow_counter(6), (2, 2 * len), "{name}");
         }
         p.flow_clear().expect("clear");
+        // A fold of the whole table, then plain reads: the counts of every slot are in.
+        p.flow_insert(&k, &e(5)).expect("counter 5 again");
+        p.flow_counter_reset(5);
+        fwd(&p, 3);
+        assert_eq!(p.flow_counter_folded(5), (0, 0), "{name}: not folded yet");
+        p.flow_counters_fold();
+        assert_eq!(p.flow_counter_folded(5), (3, 3 * len), "{name}");
+        p.flow_counters_fold();
+        assert_eq!(p.flow_counter(5), (3, 3 * len), "{name}: folded twice");
+        p.flow_clear().expect("clear");
         // Two slotted flows sharing a counter slot: both count into it.
         let other = Flow {
             cport: 40_001,
