@@ -273,16 +273,16 @@ INLINE int FP_NAME(fast_path)(FP_CTX *ctx)
 	__builtin_memcpy(data, f->dmac, 6);
 	__builtin_memcpy(data + 6, f->smac, 6);
 
-	// Result unused: a plain atomic add, which -mcpu=v2 has too.
+	// Results unused: plain atomic adds, which -mcpu=v2 has too.
 	if (sctr) {
 		__sync_fetch_and_add(sctr, ((__u64)1 << FTAB_CTR_SHIFT) + ip_len);
-		return count(STAT_FAST_FORWARD, FP_FORWARD(ctx, f->ifindex));
-	}
-	__u32 ci = f->counter;
-	struct rvs_flow_stat *st = bpf_map_lookup_elem(&rvs_flow_stats, &ci);
-	if (st) {
-		__sync_fetch_and_add(&st->packets, 1);
-		__sync_fetch_and_add(&st->bytes, ip_len);
+	} else {
+		__u32 ci = f->counter;
+		struct rvs_flow_stat *st = bpf_map_lookup_elem(&rvs_flow_stats, &ci);
+		if (st) {
+			__sync_fetch_and_add(&st->packets, 1);
+			__sync_fetch_and_add(&st->bytes, ip_len);
+		}
 	}
 	return count(STAT_FAST_FORWARD, FP_FORWARD(ctx, f->ifindex));
 }

@@ -4,7 +4,7 @@
 //!
 //! IPv4 flows whose rewrite fits (route, IPv4 NAT, IP-in-IP with an IPv4 outer header)
 //! live in `rvs_ftab` instead when there is room: an array of 32-byte slots in front of
-//! the hash map (key, counter, and the index of the flow's rewrite in
+//! the hash map (key, packet and byte counts, and the index of the flow's rewrite in
 //! `rvs_ftab_targets`, which flows with the same rewrite share), written through shared
 //! mappings ([`FlowTab`]) under a sequence lock, probed by the program over the aligned
 //! bucket of [`FTAB_WINDOW`] slots that [`ftab_hash`] picks. A key is in one table only;
@@ -478,7 +478,9 @@ fn words32(mem: &MappedArray, len: u32, idx: u32) -> Option<&[AtomicU32; 8]> {
     // record): inside the mapping, which lives as long as `mem`, whose borrow the result
     // keeps; the mapping is page-aligned and the offset a multiple of 32, so the words are
     // 4-byte aligned. `[AtomicU32; 8]` has the layout of `[u32; 8]`, and the memory is
-    // only accessed atomically here (the program only reads it).
+    // only accessed atomically: here, and by the program, which reads the records and adds
+    // to a slot's `ctr` (words 6-7, which this process accesses only as one `AtomicU64`,
+    // through `FlowTab::ctr`).
     unsafe { Some(&*mem.ptr().add(off).cast::<[AtomicU32; 8]>()) }
 }
 
